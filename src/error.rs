@@ -1,0 +1,245 @@
+//! The library's error type: one enum, each variant naming what failed and where, plus a hint
+//! that tells the operator what to do next.
+
+use std::path::PathBuf;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in rootkeeper's library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key URI could not be parsed.
+    #[error("bad key URI `{uri}`: {reason}")]
+    KeyUri {
+        /// The URI as given (never contains a PIN: `pin-value` is refused before).
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A URI carried `pin-value`.
+    #[error("refusing a PIN inside the key URI (pin-value)")]
+    PinValueInUri,
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The trust directory is locked by another rootkeeper process.
+    #[error("the trust directory {path} is in use by another rootkeeper command")]
+    Busy {
+        /// The trust directory.
+        path: PathBuf,
+    },
+    /// A PKCS#11 module could not be loaded or initialised.
+    #[error("cannot load PKCS#11 module {path}: {reason}")]
+    Module {
+        /// The module path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A PKCS#11 call failed.
+    #[error("PKCS#11 {function} failed on {target}: {rv}")]
+    Pkcs11 {
+        /// The C_ function.
+        function: String,
+        /// The token or key it was called for.
+        target: String,
+        /// The return value name, e.g. CKR_DEVICE_ERROR.
+        rv: String,
+    },
+    /// No token matches a URI.
+    #[error("no token matches {uri}; tokens present: {available}")]
+    TokenNotFound {
+        /// The URI that matched nothing.
+        uri: String,
+        /// The tokens that are present, with their URIs.
+        available: String,
+    },
+    /// More than one token matches a URI.
+    #[error("{uri} matches more than one token: {matches}")]
+    TokenAmbiguous {
+        /// The URI.
+        uri: String,
+        /// The tokens it matches.
+        matches: String,
+    },
+    /// No key matches a URI on its token.
+    #[error("no P-256 key matches {uri} on token `{token}`")]
+    KeyNotFound {
+        /// The key URI.
+        uri: String,
+        /// The token label.
+        token: String,
+    },
+    /// A key label is already used on the token.
+    #[error("token `{token}` already holds an object labelled `{label}`")]
+    LabelTaken {
+        /// The token label.
+        token: String,
+        /// The label.
+        label: String,
+    },
+    /// A token label is already used in the module.
+    #[error("a token labelled `{label}` already exists")]
+    TokenLabelTaken {
+        /// The label.
+        label: String,
+    },
+    /// The PIN was wrong.
+    #[error("wrong PIN for token `{token}`; the token now reports: {state}")]
+    WrongPin {
+        /// The token.
+        token: String,
+        /// The PIN state read back from the token after the attempt.
+        state: String,
+    },
+    /// The PIN is locked.
+    #[error("the user PIN of token `{token}` is locked")]
+    PinLocked {
+        /// The token.
+        token: String,
+    },
+    /// The token says the next wrong PIN locks it.
+    #[error("token `{token}` reports that the next wrong PIN locks it; no PIN was tried")]
+    PinFinalTry {
+        /// The token.
+        token: String,
+    },
+    /// No PIN source was available.
+    #[error("no PIN for {what}: no pin-source, no --pin-file, no ROOTKEEPER_PIN and no terminal to ask on")]
+    NoPin {
+        /// What the PIN was for.
+        what: String,
+    },
+    /// A PIN or passphrase file was unusable.
+    #[error("PIN file {path}: {reason}")]
+    PinFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The operator cancelled or declined.
+    #[error("{0}")]
+    Cancelled(String),
+    /// A token produced a signature that does not verify under its public key.
+    #[error("the signature made by {key} does not verify under its public key; it was not used")]
+    BadSignature {
+        /// The key.
+        key: String,
+    },
+    /// Something about the key material or a certificate is wrong.
+    #[error("{what}: {reason}")]
+    Key {
+        /// The key or certificate.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A metadata file is malformed.
+    #[error("{file}: {reason}")]
+    Metadata {
+        /// The file or role.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A client rule failed during verification.
+    #[error("{file}: rule `{rule}` broken: {detail}")]
+    Rule {
+        /// The file or role.
+        file: String,
+        /// The rule's name, as listed in docs/formats.md.
+        rule: &'static str,
+        /// What exactly is broken.
+        detail: String,
+    },
+    /// A request is inconsistent (e.g. threshold larger than the number of keys).
+    #[error("{0}")]
+    Invalid(String),
+    /// The trust directory has no such repository or draft.
+    #[error("{0}")]
+    NotFound(String),
+    /// A draft already exists.
+    #[error("{0}")]
+    Exists(String),
+    /// The trust server answered with an error.
+    #[error("trust server {url} answered {status}: {message}")]
+    Server {
+        /// The request URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's own message.
+        message: String,
+    },
+    /// The trust server could not be reached.
+    #[error("cannot reach trust server {url}: {reason}")]
+    Http {
+        /// The request URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// What the operator should do next, when there is something specific to say.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::KeyUri { .. } => "a key URI looks like pkcs11:token=root-a;object=root-2026; `rootkeeper token list` prints the exact URI of every token and key".into(),
+            Error::PinValueInUri => "a PIN on the command line leaks into shell history and `ps`; use pin-source=file:PATH in the URI, --pin-file, ROOTKEEPER_PIN or the prompt".into(),
+            Error::Busy { .. } => "wait for the other command to finish; if none is running, check for a stuck process".into(),
+            Error::Module { .. } => "set module-path in the URI, --module, or ROOTKEEPER_PKCS11_MODULE to the vendor's PKCS#11 library (SoftHSM: apt-get install softhsm2)".into(),
+            Error::TokenNotFound { .. } => "check that the token is plugged in and copy its URI from `rootkeeper token list`".into(),
+            Error::TokenAmbiguous { .. } => "add serial=... to the URI to say which token".into(),
+            Error::KeyNotFound { .. } => "`rootkeeper token list` shows the keys on each token; check object= and id=".into(),
+            Error::LabelTaken { .. } => "choose another --label; a key is never overwritten".into(),
+            Error::TokenLabelTaken { .. } => "choose another --label".into(),
+            Error::WrongPin { .. } => "nothing was signed or written; check which PIN belongs to this token before trying again".into(),
+            Error::PinLocked { .. } => "the security officer must unblock the user PIN (C_InitPIN with the SO PIN) before this token can be used".into(),
+            Error::PinFinalTry { .. } => "one wrong PIN now locks the token; be certain of the PIN, then run again with --last-pin-attempt".into(),
+            Error::NoPin { .. } => "use pin-source=file:PATH in the URI, --pin-file PATH, or ROOTKEEPER_PIN, or run in a terminal".into(),
+            Error::PinFile { .. } => "the file must hold the PIN on its first line".into(),
+            Error::BadSignature { .. } => "the token may be faulty; do not use it for this ceremony".into(),
+            Error::Rule { rule, .. } => rule_hint(rule).into(),
+            Error::Server { status, .. } if *status == 401 => "the server wants a token; this version speaks to servers without auth or behind a proxy that authenticates".into(),
+            Error::Server { .. } => "the server's message says what it refused; nothing on the server changed unless it answered 200".into(),
+            Error::Http { .. } => "check --server and, for https with a private CA, --ca FILE".into(),
+            _ => return None,
+        })
+    }
+}
+
+fn rule_hint(rule: &str) -> &'static str {
+    match rule {
+        "root-threshold" | "targets-threshold" | "snapshot-threshold" => {
+            "collect the missing signatures with `rootkeeper root sign --gun GUN --key URI`; `rootkeeper root status` lists which tokens must still sign"
+        }
+        "snapshot-meta" => {
+            "the snapshot no longer matches root.json or targets.json; sign it again with the snapshot key"
+        }
+        "canonical-round-trip" | "signatures" | "parse" => {
+            "the file was changed after signing; take it again from the trust directory or the signer"
+        }
+        "root-expiry" | "targets-expiry" | "snapshot-expiry" | "expiry" => {
+            "renew the metadata with a later --expires"
+        }
+        "root-cn" => "every root certificate's CN must be the GUN; the file belongs to another repository",
+        _ => "see docs/formats.md for the rule",
+    }
+}

@@ -1,0 +1,398 @@
+//! Key URIs: the one way users name a token or a key.
+//!
+//! Grammar (RFC 7512, `pkcs11:`):
+//!
+//! ```text
+//! pkcs11:token=root-a;serial=2c1f...;object=root-2026;id=%01?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin-a
+//! ```
+//!
+//! Path attributes (separated by `;`): `token`, `serial`, `manufacturer`, `model`, `slot-id`,
+//! `object`, `id`, `type`; `module-path` is also accepted here (smallstep writes it there).
+//! Query attributes (separated by `&`): `module-path`, `module-name`, `pin-source`
+//! (`file:PATH` or an absolute path). `pin-value` is refused: a PIN on the command line leaks
+//! into shell history and `ps`. Values are percent-encoded; printing a parsed URI and parsing it
+//! again gives the same URI.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// A key or token, as named by the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUri {
+    /// A PKCS#11 token or key (RFC 7512).
+    Pkcs11(Pkcs11Uri),
+}
+
+impl FromStr for KeyUri {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.starts_with("pkcs11:") {
+            return Ok(KeyUri::Pkcs11(s.parse()?));
+        }
+        Err(Error::KeyUri {
+            uri: s.into(),
+            reason: "the scheme must be pkcs11:".into(),
+        })
+    }
+}
+
+impl fmt::Display for KeyUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyUri::Pkcs11(uri) => uri.fmt(f),
+        }
+    }
+}
+
+/// The PKCS#11 object class named by `type=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectType {
+    /// `type=private`
+    Private,
+    /// `type=public`
+    Public,
+    /// `type=cert`
+    Cert,
+}
+
+impl ObjectType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::Private => "private",
+            ObjectType::Public => "public",
+            ObjectType::Cert => "cert",
+        }
+    }
+}
+
+/// An RFC 7512 PKCS#11 URI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pkcs11Uri {
+    /// Token label.
+    pub token: Option<String>,
+    /// Token manufacturer.
+    pub manufacturer: Option<String>,
+    /// Token model.
+    pub model: Option<String>,
+    /// Token serial number.
+    pub serial: Option<String>,
+    /// Slot ID (discouraged: SoftHSM slot IDs change between loads).
+    pub slot_id: Option<u64>,
+    /// Object label (CKA_LABEL).
+    pub object: Option<String>,
+    /// Object ID (CKA_ID), raw bytes.
+    pub id: Option<Vec<u8>>,
+    /// Object class.
+    pub object_type: Option<ObjectType>,
+    /// Path of the PKCS#11 module.
+    pub module_path: Option<PathBuf>,
+    /// Name of the PKCS#11 module (informational).
+    pub module_name: Option<String>,
+    /// File holding the PIN.
+    pub pin_source: Option<PathBuf>,
+}
+
+impl Pkcs11Uri {
+    /// True when the URI names a key (an object label or ID), not just a token.
+    pub fn names_key(&self) -> bool {
+        self.object.is_some() || self.id.is_some()
+    }
+
+    /// The same URI without object attributes: it names the token only.
+    pub fn token_only(&self) -> Pkcs11Uri {
+        Pkcs11Uri {
+            object: None,
+            id: None,
+            object_type: None,
+            ..self.clone()
+        }
+    }
+
+    /// The URI without `pin-source`, for storing in the inventory.
+    pub fn without_pin_source(&self) -> Pkcs11Uri {
+        Pkcs11Uri {
+            pin_source: None,
+            ..self.clone()
+        }
+    }
+}
+
+fn bad(uri: &str, reason: impl Into<String>) -> Error {
+    Error::KeyUri {
+        uri: uri.into(),
+        reason: reason.into(),
+    }
+}
+
+fn pct_decode(uri: &str, value: &str) -> Result<Vec<u8>> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = value
+                .get(i + 1..i + 3)
+                .ok_or_else(|| bad(uri, format!("truncated percent escape in `{value}`")))?;
+            let byte = u8::from_str_radix(hex, 16)
+                .map_err(|_| bad(uri, format!("bad percent escape `%{hex}`")))?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn pct_decode_str(uri: &str, value: &str) -> Result<String> {
+    String::from_utf8(pct_decode(uri, value)?).map_err(|_| bad(uri, "a value is not UTF-8"))
+}
+
+/// Percent-encodes everything outside RFC 7512's allowed characters. `extra` lists characters
+/// allowed in this part beyond the unreserved set (the query also allows `/`).
+fn pct_encode(value: &[u8], extra: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value {
+        let allowed = b.is_ascii_alphanumeric()
+            || b"-._~:[]@!$'()*+,".contains(&b)
+            || extra.contains(&b);
+        if allowed {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn pin_source_path(uri: &str, value: &str) -> Result<PathBuf> {
+    let path = value.strip_prefix("file:").unwrap_or(value);
+    let path = path.strip_prefix("//").unwrap_or(path);
+    if !path.starts_with('/') {
+        return Err(bad(
+            uri,
+            "pin-source must be file:/absolute/path (a relative path depends on where the command runs)",
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+impl FromStr for Pkcs11Uri {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let rest = s
+            .strip_prefix("pkcs11:")
+            .ok_or_else(|| bad(s, "must start with pkcs11:"))?;
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let mut uri = Pkcs11Uri::default();
+        let mut seen = Vec::new();
+        let attributes = path
+            .split(';')
+            .filter(|a| !a.is_empty())
+            .map(|a| (a, true))
+            .chain(
+                query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .filter(|a| !a.is_empty())
+                    .map(|a| (a, false)),
+            );
+        for (attribute, in_path) in attributes {
+            let (name, value) = attribute
+                .split_once('=')
+                .ok_or_else(|| bad(s, format!("`{attribute}` is not name=value")))?;
+            if name == "pin-value" {
+                return Err(Error::PinValueInUri);
+            }
+            if seen.contains(&name) {
+                return Err(bad(s, format!("`{name}` appears twice")));
+            }
+            seen.push(name);
+            match (name, in_path) {
+                ("token", true) => uri.token = Some(pct_decode_str(s, value)?),
+                ("manufacturer", true) => uri.manufacturer = Some(pct_decode_str(s, value)?),
+                ("model", true) => uri.model = Some(pct_decode_str(s, value)?),
+                ("serial", true) => uri.serial = Some(pct_decode_str(s, value)?),
+                ("slot-id", true) => {
+                    uri.slot_id = Some(
+                        pct_decode_str(s, value)?
+                            .parse()
+                            .map_err(|_| bad(s, "slot-id must be a decimal number"))?,
+                    )
+                }
+                ("object", true) => uri.object = Some(pct_decode_str(s, value)?),
+                ("id", true) => uri.id = Some(pct_decode(s, value)?),
+                ("type", true) => {
+                    uri.object_type = Some(match pct_decode_str(s, value)?.as_str() {
+                        "private" => ObjectType::Private,
+                        "public" => ObjectType::Public,
+                        "cert" => ObjectType::Cert,
+                        other => {
+                            return Err(bad(
+                                s,
+                                format!("type={other} is not one of private, public, cert"),
+                            ));
+                        }
+                    })
+                }
+                ("module-path", _) => {
+                    uri.module_path = Some(PathBuf::from(pct_decode_str(s, value)?))
+                }
+                ("module-name", false) => uri.module_name = Some(pct_decode_str(s, value)?),
+                ("pin-source", false) => {
+                    uri.pin_source = Some(pin_source_path(s, &pct_decode_str(s, value)?)?)
+                }
+                (name, true) => {
+                    return Err(bad(
+                        s,
+                        format!(
+                            "unknown path attribute `{name}` (known: token, serial, manufacturer, model, slot-id, object, id, type, module-path)"
+                        ),
+                    ));
+                }
+                (name, false) => {
+                    return Err(bad(
+                        s,
+                        format!(
+                            "unknown query attribute `{name}` (known: module-path, module-name, pin-source)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(uri)
+    }
+}
+
+impl fmt::Display for Pkcs11Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut path = Vec::new();
+        let text = |name: &str, value: &Option<String>, path: &mut Vec<String>| {
+            if let Some(v) = value {
+                path.push(format!("{name}={}", pct_encode(v.as_bytes(), b"&")));
+            }
+        };
+        text("token", &self.token, &mut path);
+        text("manufacturer", &self.manufacturer, &mut path);
+        text("model", &self.model, &mut path);
+        text("serial", &self.serial, &mut path);
+        if let Some(slot) = self.slot_id {
+            path.push(format!("slot-id={slot}"));
+        }
+        text("object", &self.object, &mut path);
+        if let Some(id) = &self.id {
+            let hex: String = id.iter().map(|b| format!("%{b:02X}")).collect();
+            path.push(format!("id={hex}"));
+        }
+        if let Some(t) = self.object_type {
+            path.push(format!("type={}", t.as_str()));
+        }
+        let mut query = Vec::new();
+        if let Some(p) = &self.module_path {
+            query.push(format!(
+                "module-path={}",
+                pct_encode(p.to_string_lossy().as_bytes(), b"/")
+            ));
+        }
+        if let Some(n) = &self.module_name {
+            query.push(format!("module-name={}", pct_encode(n.as_bytes(), b"/")));
+        }
+        if let Some(p) = &self.pin_source {
+            query.push(format!(
+                "pin-source=file:{}",
+                pct_encode(p.to_string_lossy().as_bytes(), b"/")
+            ));
+        }
+        write!(f, "pkcs11:{}", path.join(";"))?;
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_attribute() {
+        let uri: Pkcs11Uri = "pkcs11:token=root-a;manufacturer=SoftHSM%20project;model=SoftHSM%20v2;serial=2c1f;slot-id=7;object=root-2026;id=%01%ab;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so&module-name=softhsm2&pin-source=file:/run/pin-a".parse().unwrap();
+        assert_eq!(uri.token.as_deref(), Some("root-a"));
+        assert_eq!(uri.manufacturer.as_deref(), Some("SoftHSM project"));
+        assert_eq!(uri.model.as_deref(), Some("SoftHSM v2"));
+        assert_eq!(uri.serial.as_deref(), Some("2c1f"));
+        assert_eq!(uri.slot_id, Some(7));
+        assert_eq!(uri.object.as_deref(), Some("root-2026"));
+        assert_eq!(uri.id.as_deref(), Some(&[0x01, 0xab][..]));
+        assert_eq!(uri.object_type, Some(ObjectType::Private));
+        assert_eq!(
+            uri.module_path.as_deref(),
+            Some(std::path::Path::new("/usr/lib/softhsm/libsofthsm2.so"))
+        );
+        assert_eq!(uri.module_name.as_deref(), Some("softhsm2"));
+        assert_eq!(
+            uri.pin_source.as_deref(),
+            Some(std::path::Path::new("/run/pin-a"))
+        );
+    }
+
+    #[test]
+    fn print_then_parse_is_identity() {
+        for text in [
+            "pkcs11:token=root-a;object=root-2026;id=%01?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin-a",
+            "pkcs11:token=a%20b%3Bc;serial=00ff",
+            "pkcs11:token=t;object=%C3%A9t%C3%A9;type=public",
+            "pkcs11:",
+        ] {
+            let uri: Pkcs11Uri = text.parse().unwrap();
+            let printed = uri.to_string();
+            assert_eq!(printed, text);
+            assert_eq!(printed.parse::<Pkcs11Uri>().unwrap(), uri);
+        }
+    }
+
+    #[test]
+    fn module_path_in_the_path_part_is_accepted() {
+        let uri: Pkcs11Uri = "pkcs11:module-path=%2Fusr%2Flib%2Fx.so;token=t".parse().unwrap();
+        assert_eq!(
+            uri.module_path.as_deref(),
+            Some(std::path::Path::new("/usr/lib/x.so"))
+        );
+        assert_eq!(uri.to_string(), "pkcs11:token=t?module-path=/usr/lib/x.so");
+    }
+
+    #[test]
+    fn pin_value_is_refused() {
+        let err = "pkcs11:token=t?pin-value=1234"
+            .parse::<Pkcs11Uri>()
+            .unwrap_err();
+        assert!(matches!(err, Error::PinValueInUri));
+        assert!(err.hint().unwrap().contains("shell history"));
+        assert!(!err.to_string().contains("1234"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (text, needle) in [
+            ("pkcs11:tokn=t", "unknown path attribute `tokn`"),
+            ("pkcs11:token=t;token=u", "appears twice"),
+            ("pkcs11:id=%0", "truncated percent escape"),
+            ("pkcs11:slot-id=x", "slot-id"),
+            ("pkcs11:token=t?pin-source=relative", "absolute"),
+            ("pkcs11:token", "not name=value"),
+            ("yubi:serial=1", "scheme"),
+        ] {
+            let err = text.parse::<KeyUri>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}
