@@ -18,3 +18,6 @@ pub mod tuf;
 pub mod x509;
 
 pub use error::{Error, Result};
+pub mod root;
+pub mod server;
+pub mod trustdir;

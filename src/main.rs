@@ -1,1 +1,19 @@
-fn main() {}
+//! The `rootkeeper` command: parse, run, print the result or the error chain with a hint.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let json = args.json;
+    match cli::run(args) {
+        Ok(output) => {
+            output.print(json);
+            ExitCode::SUCCESS
+        }
+        Err(err) => cli::report_error(&err, json),
+    }
+}

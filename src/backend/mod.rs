@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use p256::ecdsa::VerifyingKey;
-
 use crate::error::Result;
 use crate::keyuri::{KeyUri, Pkcs11Uri};
 use crate::secret::PinSources;
@@ -104,9 +102,4 @@ impl<'a> Keyring<'a> {
             }
         }
     }
-}
-
-/// The public key of a signer in the form metadata needs.
-pub fn verifying_key(signer: &dyn Signer) -> VerifyingKey {
-    *signer.public_key()
 }

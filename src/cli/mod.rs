@@ -1,0 +1,256 @@
+//! The command line (design §4). Each command group has its module; this one holds the global
+//! options, the output and error conventions, and dispatch.
+//!
+//! Exit codes: 0 success, 1 a failure the operator can fix (one line saying what, one `hint:`
+//! line saying what to do), 2 bad usage.
+
+mod inspect;
+mod key;
+mod root;
+mod server;
+mod terminal;
+mod token;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rootkeeper::secret::{Pin, PinSources};
+use serde_json::Value;
+
+pub use terminal::TerminalPrompter;
+
+/// Guards the offline root of trust for container-image signing.
+#[derive(Debug, Parser)]
+#[command(name = "rootkeeper", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The trust directory.
+    #[arg(long, global = true, env = "ROOTKEEPER_DIR", default_value = "./trust")]
+    pub dir: PathBuf,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Answer yes to confirmations (for scripts).
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// More detail on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// File holding the token PIN (used when the key URI has no pin-source).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    /// Allow a PIN attempt when the token says the next wrong PIN locks it.
+    #[arg(long, global = true)]
+    pub last_pin_attempt: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Tokens: list them, initialise soft tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Keys: generate them inside tokens, list them.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Root metadata: init, sign, status, verify, export.
+    #[command(subcommand)]
+    Root(root::RootCommand),
+    /// The trust server: fetch its keys, publish.
+    #[command(subcommand)]
+    Server(server::ServerCommand),
+    /// Show what a metadata file holds and whether its signatures are valid.
+    Inspect(inspect::InspectArgs),
+}
+
+/// What a command produced: text for people, JSON for scripts.
+pub struct Output {
+    text: String,
+    json: Value,
+}
+
+impl Output {
+    fn new(text: String, json: Value) -> Output {
+        Output { text, json }
+    }
+
+    /// Prints the result on stdout.
+    pub fn print(&self, json: bool) {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&self.json).unwrap_or_default());
+        } else if !self.text.is_empty() {
+            print!("{}", self.text);
+            if !self.text.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+}
+
+/// A CLI-level error with a hint.
+#[derive(Debug)]
+pub struct Hinted {
+    message: String,
+    hint: String,
+}
+
+impl Hinted {
+    fn new(message: impl Into<String>, hint: impl Into<String>) -> Hinted {
+        Hinted {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// Bad usage that clap cannot see (exit 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(message.into()))
+}
+
+/// Prints an error (and its hint) and picks the exit code.
+pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
+    let hint = err.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<rootkeeper::Error>() {
+            e.hint()
+        } else {
+            e.downcast_ref::<Hinted>().map(|h| h.hint.clone())
+        }
+    });
+    let is_usage = err.chain().any(|e| e.downcast_ref::<Usage>().is_some());
+    let message = format!("{err:#}");
+    eprintln!("error: {message}");
+    if let Some(hint) = &hint {
+        eprintln!("hint: {hint}");
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"error": message, "hint": hint}))
+                .unwrap_or_default()
+        );
+    }
+    ExitCode::from(if is_usage { 2 } else { 1 })
+}
+
+/// What every command may need: options, the prompter, PIN sources.
+pub struct Ctx {
+    dir: PathBuf,
+    verbose: u8,
+    prompter: TerminalPrompter,
+    pin_file: Option<PathBuf>,
+    last_pin_attempt: bool,
+    env_pin: Option<Pin>,
+}
+
+impl Ctx {
+    fn pins(&self) -> PinSources<'_> {
+        PinSources {
+            pin_file: self.pin_file.clone(),
+            env_pin: self.env_pin.clone(),
+            prompter: &self.prompter,
+            last_pin_attempt: self.last_pin_attempt,
+        }
+    }
+
+    fn trust_dir(&self) -> anyhow::Result<rootkeeper::trustdir::TrustDir> {
+        Ok(rootkeeper::trustdir::TrustDir::open(&self.dir)?)
+    }
+
+    fn note(&self, message: &str) {
+        if self.verbose > 0 {
+            eprintln!("{message}");
+        }
+    }
+}
+
+/// Reads `ROOTKEEPER_PIN` into a zeroizing PIN and removes it from the environment, so child
+/// processes never inherit it.
+fn take_env_pin() -> Option<Pin> {
+    let pin = std::env::var("ROOTKEEPER_PIN").ok().filter(|p| !p.is_empty())?;
+    Some(Pin::new(pin))
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Output> {
+    let ctx = Ctx {
+        dir: cli.dir,
+        verbose: cli.verbose,
+        prompter: TerminalPrompter {
+            assume_yes: cli.yes,
+        },
+        pin_file: cli.pin_file,
+        last_pin_attempt: cli.last_pin_attempt,
+        env_pin: take_env_pin(),
+    };
+    match cli.command {
+        Command::Token(cmd) => token::run(&ctx, cmd),
+        Command::Key(cmd) => key::run(&ctx, cmd),
+        Command::Root(cmd) => root::run(&ctx, cmd),
+        Command::Server(cmd) => server::run(&ctx, cmd),
+        Command::Inspect(args) => inspect::run(&ctx, args),
+    }
+}
+
+/// The GUNs named by `--gun` (repeatable) and `--gun-file` (one per line, `#` comments).
+fn guns(given: &[String], file: Option<&Path>) -> anyhow::Result<Vec<String>> {
+    let mut all: Vec<String> = given.to_vec();
+    if let Some(path) = file {
+        let text = String::from_utf8(rootkeeper::trustdir::read(path)?)
+            .map_err(|_| usage(format!("--gun-file {} is not text", path.display())))?;
+        all.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    if all.is_empty() {
+        return Err(usage("give --gun GUN (repeatable) or --gun-file FILE"));
+    }
+    for gun in &all {
+        rootkeeper::trustdir::check_gun(gun)?;
+    }
+    Ok(all)
+}
+
+/// Shared `--gun` / `--gun-file` options.
+#[derive(Debug, clap::Args)]
+struct GunArgs {
+    /// Repository name (GUN), e.g. registry.example.com/admin/demo. Repeat for several.
+    #[arg(long = "gun", value_name = "GUN")]
+    gun: Vec<String>,
+    /// File listing GUNs, one per line.
+    #[arg(long, value_name = "FILE")]
+    gun_file: Option<PathBuf>,
+}
+
+impl GunArgs {
+    fn resolve(&self) -> anyhow::Result<Vec<String>> {
+        guns(&self.gun, self.gun_file.as_deref())
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
