@@ -120,7 +120,9 @@ pub enum Error {
         token: String,
     },
     /// No PIN source was available.
-    #[error("no PIN for {what}: no pin-source, no --pin-file, no ROOTKEEPER_PIN and no terminal to ask on")]
+    #[error(
+        "no PIN for {what}: no pin-source, no --pin-file, no ROOTKEEPER_PIN and no terminal to ask on"
+    )]
     NoPin {
         /// What the PIN was for.
         what: String,
@@ -239,7 +241,9 @@ fn rule_hint(rule: &str) -> &'static str {
         "root-expiry" | "targets-expiry" | "snapshot-expiry" | "expiry" => {
             "renew the metadata with a later --expires"
         }
-        "root-cn" => "every root certificate's CN must be the GUN; the file belongs to another repository",
+        "root-cn" => {
+            "every root certificate's CN must be the GUN; the file belongs to another repository"
+        }
         _ => "see docs/formats.md for the rule",
     }
 }

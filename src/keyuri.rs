@@ -157,9 +157,8 @@ fn pct_decode_str(uri: &str, value: &str) -> Result<String> {
 fn pct_encode(value: &[u8], extra: &[u8]) -> String {
     let mut out = String::with_capacity(value.len());
     for &b in value {
-        let allowed = b.is_ascii_alphanumeric()
-            || b"-._~:[]@!$'()*+,".contains(&b)
-            || extra.contains(&b);
+        let allowed =
+            b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,".contains(&b) || extra.contains(&b);
         if allowed {
             out.push(b as char);
         } else {
@@ -362,7 +361,9 @@ mod tests {
 
     #[test]
     fn module_path_in_the_path_part_is_accepted() {
-        let uri: Pkcs11Uri = "pkcs11:module-path=%2Fusr%2Flib%2Fx.so;token=t".parse().unwrap();
+        let uri: Pkcs11Uri = "pkcs11:module-path=%2Fusr%2Flib%2Fx.so;token=t"
+            .parse()
+            .unwrap();
         assert_eq!(
             uri.module_path.as_deref(),
             Some(std::path::Path::new("/usr/lib/x.so"))

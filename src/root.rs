@@ -27,7 +27,7 @@ use crate::x509;
 #[derive(Debug, Clone)]
 pub enum SnapshotKey {
     /// A key on a token; the snapshot is signed offline.
-    Token(KeyUri),
+    Token(Box<KeyUri>),
     /// The server holds the key (per GUN, from `GET …/snapshot.key`) and signs snapshots.
     Server(BTreeMap<String, PublicKey>),
 }
@@ -151,7 +151,12 @@ pub struct ExportOutcome {
     pub verified: Verified,
 }
 
-fn inventory_entry(key: &KeyObject, token: &TokenInfo, role: Option<&str>, now: UtcTime) -> Result<InventoryKey> {
+fn inventory_entry(
+    key: &KeyObject,
+    token: &TokenInfo,
+    role: Option<&str>,
+    now: UtcTime,
+) -> Result<InventoryKey> {
     let public = notary::ecdsa_key(&key.public_key)?;
     Ok(InventoryKey {
         uri: key.uri(token).to_string(),
@@ -167,7 +172,13 @@ fn inventory_entry(key: &KeyObject, token: &TokenInfo, role: Option<&str>, now: 
 }
 
 /// Records a key generated on a token in the inventory.
-pub fn record_key(dir: &TrustDir, key: &KeyObject, token: &TokenInfo, role: Option<&str>, now: UtcTime) -> Result<InventoryKey> {
+pub fn record_key(
+    dir: &TrustDir,
+    key: &KeyObject,
+    token: &TokenInfo,
+    role: Option<&str>,
+    now: UtcTime,
+) -> Result<InventoryKey> {
     let entry = inventory_entry(key, token, role, now)?;
     let mut inventory = dir.inventory()?;
     inventory.upsert(entry.clone());
@@ -203,7 +214,11 @@ fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Makes the draft root (and initial targets) for every GUN in `req`. Root keys sign their
 /// certificates here, so every root token is needed once; root.json's signatures can then be
 /// collected one custodian at a time with [`sign`].
-pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Result<Vec<DraftStatus>> {
+pub fn init(
+    dir: &TrustDir,
+    keyring: &mut Keyring<'_>,
+    req: &InitRequest,
+) -> Result<Vec<DraftStatus>> {
     if req.guns.is_empty() {
         return Err(Error::Invalid("give at least one --gun".into()));
     }
@@ -243,26 +258,27 @@ pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Res
         if !req.timestamp_keys.contains_key(gun) {
             return Err(Error::Invalid(format!("no timestamp key for {gun}")));
         }
-        if let SnapshotKey::Server(keys) = &req.snapshot_key {
-            if !keys.contains_key(gun) {
-                return Err(Error::Invalid(format!("no server snapshot key for {gun}")));
-            }
+        if let SnapshotKey::Server(keys) = &req.snapshot_key
+            && !keys.contains_key(gun)
+        {
+            return Err(Error::Invalid(format!("no server snapshot key for {gun}")));
         }
         repos.push(repo);
     }
 
     // Public data first (no login), then log in to the root tokens for the certificates.
     let mut inventory = dir.inventory()?;
-    let mut resolve = |uri: &KeyUri, role: &str, keyring: &mut Keyring<'_>| -> Result<(PublicKey, String)> {
-        let (key, token) = keyring.public_key(uri)?;
-        let entry = inventory_entry(&key, &token, Some(role), req.now)?;
-        let public = notary::ecdsa_key(&key.public_key)?;
-        let uri = entry.uri.clone();
-        if inventory.by_key_id(&entry.key_id).is_none() {
-            inventory.upsert(entry);
-        }
-        Ok((public, uri))
-    };
+    let mut resolve =
+        |uri: &KeyUri, role: &str, keyring: &mut Keyring<'_>| -> Result<(PublicKey, String)> {
+            let (key, token) = keyring.public_key(uri)?;
+            let entry = inventory_entry(&key, &token, Some(role), req.now)?;
+            let public = notary::ecdsa_key(&key.public_key)?;
+            let uri = entry.uri.clone();
+            if inventory.by_key_id(&entry.key_id).is_none() {
+                inventory.upsert(entry);
+            }
+            Ok((public, uri))
+        };
     let targets = resolve(&req.targets_key, "targets", keyring)?;
     let snapshot = match &req.snapshot_key {
         SnapshotKey::Token(uri) => Some(resolve(uri, "snapshot", keyring)?),
@@ -279,12 +295,17 @@ pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Res
     let mut used = BTreeMap::new();
     let mut claim = |key_id: String, what: String| -> Result<()> {
         match used.insert(key_id, what.clone()) {
-            Some(other) => Err(Error::Invalid(format!("the same key is given as {other} and as {what}; every role needs its own key"))),
+            Some(other) => Err(Error::Invalid(format!(
+                "the same key is given as {other} and as {what}; every role needs its own key"
+            ))),
             None => Ok(()),
         }
     };
     for (i, signer) in root_signers.iter().enumerate() {
-        claim(notary::key_id(&notary::ecdsa_key(signer.public_key())?), format!("root key {}", i + 1))?;
+        claim(
+            notary::key_id(&notary::ecdsa_key(signer.public_key())?),
+            format!("root key {}", i + 1),
+        )?;
     }
     claim(notary::key_id(&targets.0), "the targets key".into())?;
     if let Some(s) = &snapshot {
@@ -294,9 +315,13 @@ pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Res
     let cert_not_after = {
         let ten_years = req.now.plus(model::days(DEFAULT_ROOT_DAYS));
         let latest = ten_years.max(req.expires);
-        latest.whole_seconds().plus(std::time::Duration::from_secs(1))
+        latest
+            .whole_seconds()
+            .plus(std::time::Duration::from_secs(1))
     };
-    let role_expires = req.expires.min(req.now.plus(model::days(DEFAULT_TARGETS_DAYS)));
+    let role_expires = req
+        .expires
+        .min(req.now.plus(model::days(DEFAULT_TARGETS_DAYS)));
     let mut statuses = Vec::new();
     let mut drafts = Vec::new();
     for repo in &repos {
@@ -305,7 +330,12 @@ pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Res
         let mut signers = Vec::new();
         let mut root_ids = Vec::new();
         for (signer, uri) in root_signers.iter().zip(&root_uris) {
-            let pem = x509::root_certificate(signer.as_ref(), gun, req.now.to_system(), cert_not_after.to_system())?;
+            let pem = x509::root_certificate(
+                signer.as_ref(),
+                gun,
+                req.now.to_system(),
+                cert_not_after.to_system(),
+            )?;
             let key = notary::x509_key(&pem);
             let keyid = notary::key_id(&key);
             signers.push(DraftSigner {
@@ -337,7 +367,10 @@ pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Res
             (None, SnapshotKey::Token(_)) => unreachable!("token snapshot keys are resolved above"),
         };
         let timestamp_id = add_key("timestamp", &req.timestamp_keys[gun], None);
-        let role = |ids: Vec<String>, threshold: u64| Role { keyids: ids, threshold };
+        let role = |ids: Vec<String>, threshold: u64| Role {
+            keyids: ids,
+            threshold,
+        };
         let mut roles = BTreeMap::new();
         roles.insert("root".into(), role(root_ids, req.threshold));
         roles.insert("targets".into(), role(vec![targets_id], 1));
@@ -353,7 +386,12 @@ pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Res
             signers,
             exported: None,
         };
-        drafts.push((repo, Envelope::new(&root)?, Envelope::new(&targets_doc)?, draft));
+        drafts.push((
+            repo,
+            Envelope::new(&root)?,
+            Envelope::new(&targets_doc)?,
+            draft,
+        ));
     }
     dir.save_inventory(&inventory)?;
     for (repo, root, targets, draft) in drafts {
@@ -366,7 +404,13 @@ pub fn init(dir: &TrustDir, keyring: &mut Keyring<'_>, req: &InitRequest) -> Res
     Ok(statuses)
 }
 
-fn role_status(file: &str, env: &Envelope, root: &Root, role: &str, draft: &Draft) -> Result<RoleStatus> {
+fn role_status(
+    file: &str,
+    env: &Envelope,
+    root: &Root,
+    role: &str,
+    draft: &Draft,
+) -> Result<RoleStatus> {
     let spec = &root.roles[role];
     let valid = verify::valid_signers(file, env, &root.keys, spec)?;
     let (signed, missing) = draft
@@ -419,7 +463,12 @@ pub fn draft_status(repo: &RepoDir) -> Result<DraftStatus> {
 
 /// Adds the signatures that `keys` can make to the drafts of `guns`: root first, then targets,
 /// then the snapshot once root and targets meet their thresholds. Logs in to each token once.
-pub fn sign(dir: &TrustDir, keyring: &mut Keyring<'_>, guns: &[String], keys: &[KeyUri]) -> Result<Vec<SignOutcome>> {
+pub fn sign(
+    dir: &TrustDir,
+    keyring: &mut Keyring<'_>,
+    guns: &[String],
+    keys: &[KeyUri],
+) -> Result<Vec<SignOutcome>> {
     let mut drafts = Vec::new();
     for gun in guns {
         let repo = dir.repo(gun)?;
@@ -430,7 +479,9 @@ pub fn sign(dir: &TrustDir, keyring: &mut Keyring<'_>, guns: &[String], keys: &[
     for uri in keys {
         let signer = keyring.signer(uri)?;
         let key_id = notary::key_id(&notary::ecdsa_key(signer.public_key())?);
-        let known = drafts.iter().any(|(_, d)| d.signers.iter().any(|s| s.key_id == key_id));
+        let known = drafts
+            .iter()
+            .any(|(_, d)| d.signers.iter().any(|s| s.key_id == key_id));
         if !known {
             return Err(Error::Invalid(format!(
                 "{} is not a key of the draft for {}; `rootkeeper root status` lists the keys that must sign",
@@ -440,7 +491,12 @@ pub fn sign(dir: &TrustDir, keyring: &mut Keyring<'_>, guns: &[String], keys: &[
         }
         signers.push((key_id, signer));
     }
-    let find = |key_id: &str| signers.iter().find(|(id, _)| id == key_id).map(|(_, s)| s.as_ref());
+    let find = |key_id: &str| {
+        signers
+            .iter()
+            .find(|(id, _)| id == key_id)
+            .map(|(_, s)| s.as_ref())
+    };
 
     let mut outcomes = Vec::new();
     for (repo, draft) in &drafts {
@@ -452,10 +508,19 @@ pub fn sign(dir: &TrustDir, keyring: &mut Keyring<'_>, guns: &[String], keys: &[
         let mut changed = false;
         for role in ["root", "targets"] {
             for s in draft.signers.iter().filter(|s| s.role == role) {
-                let Some(signer) = find(&s.key_id) else { continue };
-                let env = if role == "root" { &mut root_env } else { &mut targets_env };
+                let Some(signer) = find(&s.key_id) else {
+                    continue;
+                };
+                let env = if role == "root" {
+                    &mut root_env
+                } else {
+                    &mut targets_env
+                };
                 if env.signature_by(&s.keyid).is_some() {
-                    notes.push(format!("{role} already carries the signature of {}", verify::short(&s.keyid)));
+                    notes.push(format!(
+                        "{role} already carries the signature of {}",
+                        verify::short(&s.keyid)
+                    ));
                     continue;
                 }
                 notary::add_signature(env, signer, &s.keyid)?;
@@ -468,31 +533,42 @@ pub fn sign(dir: &TrustDir, keyring: &mut Keyring<'_>, guns: &[String], keys: &[
             trustdir::write_atomic(&repo.pending("targets.json"), &targets_env.to_bytes()?)?;
             let stale = repo.pending("snapshot.json");
             if stale.exists() {
-                std::fs::remove_file(&stale).map_err(|source| Error::Write { path: stale.clone(), source })?;
-                notes.push("the snapshot covered the old root/targets bytes and must be signed again".into());
+                std::fs::remove_file(&stale).map_err(|source| Error::Write {
+                    path: stale.clone(),
+                    source,
+                })?;
+                notes.push(
+                    "the snapshot covered the old root/targets bytes and must be signed again"
+                        .into(),
+                );
             }
         }
-        if let Some(s) = draft.signers.iter().find(|s| s.role == "snapshot") {
-            if let Some(signer) = find(&s.key_id) {
-                let status = draft_status(repo)?;
-                if status.snapshot == "signed" {
-                    notes.push("the snapshot is already signed".into());
-                } else if !status.root.complete() || !status.targets.complete() {
-                    notes.push(format!(
+        if let Some(s) = draft.signers.iter().find(|s| s.role == "snapshot")
+            && let Some(signer) = find(&s.key_id)
+        {
+            let status = draft_status(repo)?;
+            if status.snapshot == "signed" {
+                notes.push("the snapshot is already signed".into());
+            } else if !status.root.complete() || !status.targets.complete() {
+                notes.push(format!(
                         "snapshot not signed yet: root has {} of {} signatures, targets {} of {}; sign the snapshot after them",
                         status.root.signed.len(),
                         status.root.threshold,
                         status.targets.signed.len(),
                         status.targets.threshold
                     ));
-                } else {
-                    let expires = UtcTime::parse(&draft.snapshot_expires)?;
-                    let doc = notary::new_snapshot(&root_env.to_bytes()?, &targets_env.to_bytes()?, expires, root.version);
-                    let mut env = Envelope::new(&doc)?;
-                    notary::add_signature(&mut env, signer, &s.keyid)?;
-                    trustdir::write_atomic(&repo.pending("snapshot.json"), &env.to_bytes()?)?;
-                    signed.push("snapshot".into());
-                }
+            } else {
+                let expires = UtcTime::parse(&draft.snapshot_expires)?;
+                let doc = notary::new_snapshot(
+                    &root_env.to_bytes()?,
+                    &targets_env.to_bytes()?,
+                    expires,
+                    root.version,
+                );
+                let mut env = Envelope::new(&doc)?;
+                notary::add_signature(&mut env, signer, &s.keyid)?;
+                trustdir::write_atomic(&repo.pending("snapshot.json"), &env.to_bytes()?)?;
+                signed.push("snapshot".into());
             }
         }
         outcomes.push(SignOutcome {
@@ -520,24 +596,49 @@ fn previous_root(repo: &RepoDir, version: u64) -> Result<Option<Vec<u8>>> {
     Ok(Some(trustdir::read(&path)?))
 }
 
-/// The draft files of a GUN: root, targets, and snapshot when present.
-fn pending_files(repo: &RepoDir) -> Result<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
+/// The draft files of a GUN.
+struct PendingFiles {
+    root: Vec<u8>,
+    targets: Vec<u8>,
+    snapshot: Option<Vec<u8>>,
+}
+
+fn pending_files(repo: &RepoDir) -> Result<PendingFiles> {
     let snapshot = repo.pending("snapshot.json");
-    Ok((
-        trustdir::read(&repo.pending("root.json"))?,
-        trustdir::read(&repo.pending("targets.json"))?,
-        if snapshot.exists() { Some(trustdir::read(&snapshot)?) } else { None },
-    ))
+    Ok(PendingFiles {
+        root: trustdir::read(&repo.pending("root.json"))?,
+        targets: trustdir::read(&repo.pending("targets.json"))?,
+        snapshot: if snapshot.exists() {
+            Some(trustdir::read(&snapshot)?)
+        } else {
+            None
+        },
+    })
 }
 
 /// Applies every client rule to a GUN's draft.
 pub fn verify_draft(repo: &RepoDir, now: UtcTime) -> Result<Verified> {
     let draft = load_draft(repo)?;
-    let (root, targets, snapshot) = pending_files(repo)?;
-    let version = Envelope::parse("root.json", &root)?.typed::<Root>("root.json")?.version;
+    let PendingFiles {
+        root,
+        targets,
+        snapshot,
+    } = pending_files(repo)?;
+    let version = Envelope::parse("root.json", &root)?
+        .typed::<Root>("root.json")?
+        .version;
     if snapshot.is_none() && !draft.server_snapshot {
         // Check root and targets first, so the operator hears about the first broken rule.
-        verify::verify_repo(RepoFiles { root: &root, targets: Some(&targets), snapshot: None }, Some(repo.gun()), previous_root(repo, version)?.as_deref(), now)?;
+        verify::verify_repo(
+            RepoFiles {
+                root: &root,
+                targets: Some(&targets),
+                snapshot: None,
+            },
+            Some(repo.gun()),
+            previous_root(repo, version)?.as_deref(),
+            now,
+        )?;
         return Err(Error::Rule {
             file: "snapshot.json".into(),
             rule: "snapshot-threshold",
@@ -545,7 +646,11 @@ pub fn verify_draft(repo: &RepoDir, now: UtcTime) -> Result<Verified> {
         });
     }
     verify::verify_repo(
-        RepoFiles { root: &root, targets: Some(&targets), snapshot: snapshot.as_deref() },
+        RepoFiles {
+            root: &root,
+            targets: Some(&targets),
+            snapshot: snapshot.as_deref(),
+        },
         Some(repo.gun()),
         previous_root(repo, version)?.as_deref(),
         now,
@@ -555,12 +660,21 @@ pub fn verify_draft(repo: &RepoDir, now: UtcTime) -> Result<Verified> {
 /// Verifies every GUN's draft, then writes root.json, targets.json and (unless the server
 /// manages it) snapshot.json into `out` (one GUN) or `out/<gun>/` (several). Nothing is written
 /// unless every GUN verifies. Each root version is also kept in the trust directory.
-pub fn export(dir: &TrustDir, guns: &[String], out: &Path, now: UtcTime) -> Result<Vec<ExportOutcome>> {
+pub fn export(
+    dir: &TrustDir,
+    guns: &[String],
+    out: &Path,
+    now: UtcTime,
+) -> Result<Vec<ExportOutcome>> {
     let mut checked = Vec::new();
     for gun in guns {
         let repo = dir.repo(gun)?;
         let verified = verify_draft(&repo, now)?;
-        let (root, targets, snapshot) = pending_files(&repo)?;
+        let PendingFiles {
+            root,
+            targets,
+            snapshot,
+        } = pending_files(&repo)?;
         let kept = repo.root_version(verified.root_version);
         if kept.exists() && trustdir::read(&kept)? != root {
             return Err(Error::Exists(format!(
@@ -572,7 +686,11 @@ pub fn export(dir: &TrustDir, guns: &[String], out: &Path, now: UtcTime) -> Resu
     }
     let mut outcomes = Vec::new();
     for (repo, verified, root, targets, snapshot) in checked {
-        let target = if guns.len() == 1 { out.to_owned() } else { out.join(repo.gun()) };
+        let target = if guns.len() == 1 {
+            out.to_owned()
+        } else {
+            out.join(repo.gun())
+        };
         let mut files = vec![("root.json", root.clone()), ("targets.json", targets)];
         if let Some(s) = snapshot {
             files.push(("snapshot.json", s));
@@ -584,7 +702,10 @@ pub fn export(dir: &TrustDir, guns: &[String], out: &Path, now: UtcTime) -> Resu
         if files.len() == 2 {
             let stale = repo.export_dir().join("snapshot.json");
             if stale.exists() {
-                std::fs::remove_file(&stale).map_err(|source| Error::Write { path: stale.clone(), source })?;
+                std::fs::remove_file(&stale).map_err(|source| Error::Write {
+                    path: stale.clone(),
+                    source,
+                })?;
             }
         }
         trustdir::write_atomic(&repo.root_version(verified.root_version), &root)?;

@@ -111,7 +111,9 @@ impl PinSources<'_> {
         }
         match self.prompter.secret(&format!("PIN for {what}"))? {
             Some(pin) if !pin.expose().is_empty() => Ok(pin),
-            Some(_) => Err(Error::Cancelled(format!("empty PIN for {what}; nothing was tried"))),
+            Some(_) => Err(Error::Cancelled(format!(
+                "empty PIN for {what}; nothing was tried"
+            ))),
             None => Err(Error::NoPin { what: what.into() }),
         }
     }
@@ -150,7 +152,10 @@ mod tests {
             prompter: &NoPrompter,
             last_pin_attempt: false,
         };
-        assert_eq!(sources.pin_for("t", Some(&uri_file)).unwrap().expose(), "1111");
+        assert_eq!(
+            sources.pin_for("t", Some(&uri_file)).unwrap().expose(),
+            "1111"
+        );
         assert_eq!(sources.pin_for("t", None).unwrap().expose(), "2222");
         let env_only = PinSources {
             pin_file: None,
@@ -165,6 +170,9 @@ mod tests {
             prompter: &NoPrompter,
             last_pin_attempt: false,
         };
-        assert!(matches!(nothing.pin_for("t", None), Err(Error::NoPin { .. })));
+        assert!(matches!(
+            nothing.pin_for("t", None),
+            Err(Error::NoPin { .. })
+        ));
     }
 }

@@ -22,7 +22,9 @@ pub struct TrustServer {
 
 impl std::fmt::Debug for TrustServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustServer").field("base", &self.base).finish()
+        f.debug_struct("TrustServer")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -42,7 +44,9 @@ impl TrustServer {
     /// to trust for https instead of the built-in web roots.
     pub fn new(url: &str, ca: Option<&Path>) -> Result<TrustServer> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Invalid(format!("--server {url}: give a URL such as https://notary.example.com:4443")));
+            return Err(Error::Invalid(format!(
+                "--server {url}: give a URL such as https://notary.example.com:4443"
+            )));
         }
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = ca {
@@ -76,7 +80,11 @@ impl TrustServer {
         format!("{}/v2/{gun}/_trust/tuf/{name}", self.base)
     }
 
-    fn answer(&self, url: &str, result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Vec<u8>)> {
+    fn answer(
+        &self,
+        url: &str,
+        result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Vec<u8>)> {
         let mut response = result.map_err(|e| Error::Http {
             url: url.into(),
             reason: e.to_string(),
@@ -109,11 +117,19 @@ impl TrustServer {
                         .join("; "),
                 )
             })
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string());
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&body[..body.len().min(512)])
+                    .trim()
+                    .to_string()
+            });
         Error::Server {
             url: url.into(),
             status,
-            message: if message.is_empty() { "(no message)".into() } else { message },
+            message: if message.is_empty() {
+                "(no message)".into()
+            } else {
+                message
+            },
         }
     }
 
@@ -159,7 +175,10 @@ impl TrustServer {
         let request = self
             .agent
             .post(&url)
-            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
             .send(&body[..]);
         let (status, answer) = self.answer(&url, request)?;
         if status != 200 {
@@ -171,31 +190,53 @@ impl TrustServer {
     /// Reads back what the server serves for `gun` after a publish and checks that it is ours:
     /// root.json byte for byte, and a timestamp covering the snapshot (ours, or the one the
     /// server signed over our root and targets).
-    pub fn confirm(&self, gun: &str, root: &[u8], targets: &[u8], snapshot: Option<&[u8]>) -> Result<Confirmation> {
+    pub fn confirm(
+        &self,
+        gun: &str,
+        root: &[u8],
+        targets: &[u8],
+        snapshot: Option<&[u8]>,
+    ) -> Result<Confirmation> {
         let broken = |what: String| Error::Server {
             url: self.tuf_url(gun, ""),
             status: 200,
             message: format!("the publish was accepted but {what}; the repository is not usable"),
         };
-        let served_root = self.get(gun, "root.json")?.ok_or_else(|| broken("root.json is not served".into()))?;
+        let served_root = self
+            .get(gun, "root.json")?
+            .ok_or_else(|| broken("root.json is not served".into()))?;
         let timestamp = self
             .get(gun, "timestamp.json")?
             .ok_or_else(|| broken("the server made no timestamp (its hash of the snapshot does not match the bytes sent)".into()))?;
-        let timestamp: MetaRole = Envelope::parse("timestamp.json", &timestamp)?.typed("timestamp.json")?;
+        let timestamp: MetaRole =
+            Envelope::parse("timestamp.json", &timestamp)?.typed("timestamp.json")?;
         let snapshot_bytes = match snapshot {
             Some(s) => s.to_vec(),
-            None => self.get(gun, "snapshot.json")?.ok_or_else(|| broken("the server made no snapshot".into()))?,
+            None => self
+                .get(gun, "snapshot.json")?
+                .ok_or_else(|| broken("the server made no snapshot".into()))?,
         };
         let want = notary::file_meta(&snapshot_bytes);
-        let have = timestamp.meta.get("snapshot").ok_or_else(|| broken("the timestamp names no snapshot".into()))?;
+        let have = timestamp
+            .meta
+            .get("snapshot")
+            .ok_or_else(|| broken("the timestamp names no snapshot".into()))?;
         if have.hashes.get("sha256") != want.hashes.get("sha256") {
-            return Err(broken("the timestamp covers another snapshot than ours".into()));
+            return Err(broken(
+                "the timestamp covers another snapshot than ours".into(),
+            ));
         }
-        let snap: MetaRole = Envelope::parse("snapshot.json", &snapshot_bytes)?.typed("snapshot.json")?;
+        let snap: MetaRole =
+            Envelope::parse("snapshot.json", &snapshot_bytes)?.typed("snapshot.json")?;
         for (name, bytes) in [("root", root), ("targets", targets)] {
-            let meta = snap.meta.get(name).ok_or_else(|| broken(format!("the snapshot has no {name}")))?;
+            let meta = snap
+                .meta
+                .get(name)
+                .ok_or_else(|| broken(format!("the snapshot has no {name}")))?;
             if meta.hashes.get("sha256") != notary::file_meta(bytes).hashes.get("sha256") {
-                return Err(broken(format!("the snapshot covers another {name}.json than ours")));
+                return Err(broken(format!(
+                    "the snapshot covers another {name}.json than ours"
+                )));
             }
         }
         Ok(Confirmation {

@@ -55,10 +55,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     getrandom::fill(&mut nonce).map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
     let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(nonce)));
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -208,7 +205,8 @@ impl TrustDir {
 
     /// Saves the inventory.
     pub fn save_inventory(&self, inventory: &Inventory) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(inventory).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut bytes =
+            serde_json::to_vec_pretty(inventory).map_err(|e| Error::Invalid(e.to_string()))?;
         bytes.push(b'\n');
         write_atomic(&self.inventory_path(), &bytes)
     }
@@ -305,7 +303,10 @@ mod tests {
     fn second_open_is_refused_while_locked() {
         let dir = tempfile::tempdir().unwrap();
         let first = TrustDir::open(dir.path()).unwrap();
-        assert!(matches!(TrustDir::open(dir.path()), Err(Error::Busy { .. })));
+        assert!(matches!(
+            TrustDir::open(dir.path()),
+            Err(Error::Busy { .. })
+        ));
         drop(first);
         TrustDir::open(dir.path()).unwrap();
     }
@@ -315,7 +316,11 @@ mod tests {
         for bad in ["", "../x", "a/../b", "/abs", "a//b", "a/", "a b", "a*b"] {
             assert!(check_gun(bad).is_err(), "{bad}");
         }
-        for good in ["registry.example.com/admin/demo", "localhost:5000/app", "docker.io/library/alpine"] {
+        for good in [
+            "registry.example.com/admin/demo",
+            "localhost:5000/app",
+            "docker.io/library/alpine",
+        ] {
             check_gun(good).unwrap();
         }
     }

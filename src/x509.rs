@@ -20,8 +20,8 @@ use x509_cert::der::asn1::{BitString, OctetString};
 use x509_cert::der::oid::ObjectIdentifier;
 use x509_cert::der::oid::db::rfc5280::ID_KP_CODE_SIGNING;
 use x509_cert::der::{Decode, Encode};
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{
@@ -58,7 +58,11 @@ struct NotaryRootProfile {
     subject: Name,
 }
 
-fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> x509_cert::builder::Result<Extension> {
+fn extension<T: Encode>(
+    oid: ObjectIdentifier,
+    critical: bool,
+    value: &T,
+) -> x509_cert::builder::Result<Extension> {
     Ok(Extension {
         extn_id: oid,
         critical,
@@ -154,7 +158,8 @@ pub fn root_certificate(
 ) -> Result<String> {
     let what = format!("root certificate for {gun}");
     let err = cert_error(&what);
-    let subject = Name::from_str(&format!("CN={}", dn_escape(gun))).map_err(|e| err(e.to_string()))?;
+    let subject =
+        Name::from_str(&format!("CN={}", dn_escape(gun))).map_err(|e| err(e.to_string()))?;
     let mut serial = [0u8; 16];
     getrandom::fill(&mut serial).map_err(|e| err(e.to_string()))?;
     serial[0] = (serial[0] & 0x7f) | 0x40;
@@ -175,7 +180,9 @@ pub fn root_certificate(
     let signature = signer::sign(signer, &tbs)?;
     let der_sig = signature.to_der();
     let bits = BitString::from_bytes(der_sig.as_bytes()).map_err(|e| err(e.to_string()))?;
-    let cert = builder.assemble(bits, &key).map_err(|e| err(e.to_string()))?;
+    let cert = builder
+        .assemble(bits, &key)
+        .map_err(|e| err(e.to_string()))?;
     let der = cert.to_der().map_err(|e| err(e.to_string()))?;
     Ok(go_pem(&der))
 }

@@ -20,7 +20,17 @@ fn sample_now() -> UtcTime {
 
 #[test]
 fn every_sample_is_its_own_go_reserialisation() {
-    for name in ["root.json", "root.v1.json", "targets.json", "targets-releases.json", "snapshot.json", "timestamp.json", "rust-prototype/root.json", "rust-prototype/targets.json", "rust-prototype/snapshot.json"] {
+    for name in [
+        "root.json",
+        "root.v1.json",
+        "targets.json",
+        "targets-releases.json",
+        "snapshot.json",
+        "timestamp.json",
+        "rust-prototype/root.json",
+        "rust-prototype/targets.json",
+        "rust-prototype/snapshot.json",
+    ] {
         let bytes = sample(name);
         let env = verify::parse_exact(name, &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(env.to_bytes().unwrap(), bytes, "{name}");
@@ -32,42 +42,91 @@ fn a_changed_byte_breaks_the_round_trip() {
     let mut bytes = sample("root.json");
     let at = bytes.windows(7).position(|w| w == b"\"Root\",").unwrap();
     bytes.insert(at + 7, b' ');
-    let err = verify::parse_exact("root.json", &bytes).unwrap_err().to_string();
+    let err = verify::parse_exact("root.json", &bytes)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("canonical-round-trip"), "{err}");
 }
 
 #[test]
 fn key_ids_are_hashes_of_the_keys() {
-    let root: Root = Envelope::parse("root", &sample("root.json")).unwrap().typed("root").unwrap();
+    let root: Root = Envelope::parse("root", &sample("root.json"))
+        .unwrap()
+        .typed("root")
+        .unwrap();
     assert_eq!(root.keys.len(), 5);
     for (id, key) in &root.keys {
         assert_eq!(&notary::key_id(key), id);
     }
     // The test vector of research/notary-format.md §3.
     let key = rootkeeper::tuf::model::PublicKey::new("ecdsa", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEyidUV961UjagjWLmulPmQ6BX+EpJeoBFqHpfsM1L7tHF4fjdNRGPBmEktT9H3nh5YQpI4nxQ+K3Q2NZT0Cke8w==".into());
-    assert_eq!(notary::key_id(&key), "85559599cf3cf681ff193f432a7ca6d128182bd1cfa8ede2c70761deac8bc2dc");
+    assert_eq!(
+        notary::key_id(&key),
+        "85559599cf3cf681ff193f432a7ca6d128182bd1cfa8ede2c70761deac8bc2dc"
+    );
 }
 
 #[test]
 fn the_canonical_id_of_a_root_cert_is_its_private_key_file_name() {
-    let root: Root = Envelope::parse("root", &sample("root.json")).unwrap().typed("root").unwrap();
-    let (id, key) = root.keys.iter().find(|(id, _)| id.starts_with("2237ea2d")).unwrap();
+    let root: Root = Envelope::parse("root", &sample("root.json"))
+        .unwrap()
+        .typed("root")
+        .unwrap();
+    let (id, key) = root
+        .keys
+        .iter()
+        .find(|(id, _)| id.starts_with("2237ea2d"))
+        .unwrap();
     assert_eq!(notary::key_id(key), *id);
-    assert!(notary::canonical_key_id(key).unwrap().starts_with("d0b08f4a"));
+    assert!(
+        notary::canonical_key_id(key)
+            .unwrap()
+            .starts_with("d0b08f4a")
+    );
     // The PEM inside the key is byte for byte the certificate file.
-    assert_eq!(B64.decode(&key.keyval.public).unwrap(), sample("root-cert.2237ea2d.pem"));
-    assert_eq!(notary::rebuilt_pem(key).unwrap().as_bytes(), &sample("root-cert.2237ea2d.pem")[..]);
+    assert_eq!(
+        B64.decode(&key.keyval.public).unwrap(),
+        sample("root-cert.2237ea2d.pem")
+    );
+    assert_eq!(
+        notary::rebuilt_pem(key).unwrap().as_bytes(),
+        &sample("root-cert.2237ea2d.pem")[..]
+    );
 }
 
 #[test]
 fn rotated_root_verifies_against_the_first_root() {
-    let v = verify::verify_root(&sample("root.json"), Some("example.com/demo/app"), Some(&sample("root.v1.json")), sample_now()).unwrap().2;
+    let v = verify::verify_root(
+        &sample("root.json"),
+        Some("example.com/demo/app"),
+        Some(&sample("root.v1.json")),
+        sample_now(),
+    )
+    .unwrap()
+    .2;
     assert_eq!(v.root_version, 2);
     assert!(v.rules.contains(&"root-rotation"));
-    let err = verify::verify_root(&sample("root.json"), Some("example.com/other"), None, sample_now()).unwrap_err().to_string();
+    let err = verify::verify_root(
+        &sample("root.json"),
+        Some("example.com/other"),
+        None,
+        sample_now(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("root-cn"), "{err}");
-    let err = verify::verify_root(&sample("root.v1.json"), None, None, UtcTime::parse("2040-01-01T00:00:00Z").unwrap()).unwrap_err().to_string();
-    assert!(err.contains("root-cert-validity") || err.contains("root-expiry"), "{err}");
+    let err = verify::verify_root(
+        &sample("root.v1.json"),
+        None,
+        None,
+        UtcTime::parse("2040-01-01T00:00:00Z").unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("root-cert-validity") || err.contains("root-expiry"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -76,10 +135,20 @@ fn root_signatures_verify_with_p256_directly() {
     let env = Envelope::parse("root", &sample("root.v1.json")).unwrap();
     let root: Root = env.typed("root").unwrap();
     let sig = &env.signatures[0];
-    let cert_pem = String::from_utf8(B64.decode(&root.keys[&sig.keyid].keyval.public).unwrap()).unwrap();
-    let der = B64.decode(cert_pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
+    let cert_pem =
+        String::from_utf8(B64.decode(&root.keys[&sig.keyid].keyval.public).unwrap()).unwrap();
+    let der = B64
+        .decode(
+            cert_pem
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
     // The SubjectPublicKeyInfo of a P-256 cert ends with the 91-byte SPKI; find it by its prefix.
-    let prefix = [0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    let prefix = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    ];
     let at = der.windows(prefix.len()).position(|w| w == prefix).unwrap();
     let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&der[at..at + 91]).unwrap();
     let signature = p256::ecdsa::Signature::from_slice(&B64.decode(&sig.sig).unwrap()).unwrap();
@@ -92,7 +161,11 @@ fn targets_snapshot_and_timestamp_verify_against_root() {
     let targets_bytes = sample("targets.json");
     let snapshot_bytes = sample("snapshot.json");
     let v = verify::verify_repo(
-        verify::RepoFiles { root: &root_bytes, targets: Some(&targets_bytes), snapshot: Some(&snapshot_bytes) },
+        verify::RepoFiles {
+            root: &root_bytes,
+            targets: Some(&targets_bytes),
+            snapshot: Some(&snapshot_bytes),
+        },
         Some("example.com/demo/app"),
         None,
         sample_now(),
@@ -102,20 +175,35 @@ fn targets_snapshot_and_timestamp_verify_against_root() {
     assert!(v.rules.contains(&"snapshot-meta"));
 
     // The server's eddsa timestamp signs over the exact snapshot bytes.
-    let root: Root = Envelope::parse("root", &root_bytes).unwrap().typed("root").unwrap();
+    let root: Root = Envelope::parse("root", &root_bytes)
+        .unwrap()
+        .typed("root")
+        .unwrap();
     let ts = Envelope::parse("timestamp", &sample("timestamp.json")).unwrap();
-    let valid = verify::valid_signers("timestamp.json", &ts, &root.keys, &root.roles["timestamp"]).unwrap();
+    let valid =
+        verify::valid_signers("timestamp.json", &ts, &root.keys, &root.roles["timestamp"]).unwrap();
     assert_eq!(valid.len(), 1);
     let meta: MetaRole = ts.typed("timestamp").unwrap();
-    assert_eq!(meta.meta["snapshot"].hashes["sha256"], notary::file_meta(&snapshot_bytes).hashes["sha256"]);
+    assert_eq!(
+        meta.meta["snapshot"].hashes["sha256"],
+        notary::file_meta(&snapshot_bytes).hashes["sha256"]
+    );
 
     // The delegation is signed by the ecdsa-x509 key listed in targets.json.
     let targets_env = Envelope::parse("targets", &targets_bytes).unwrap();
     let targets: Targets = targets_env.typed("targets").unwrap();
     let role = &targets.delegations.roles[0];
     let deleg = Envelope::parse("targets/releases", &sample("targets-releases.json")).unwrap();
-    let role = rootkeeper::tuf::model::Role { keyids: role.keyids.clone(), threshold: role.threshold };
-    assert_eq!(verify::valid_signers("releases", &deleg, &targets.delegations.keys, &role).unwrap().len(), 1);
+    let role = rootkeeper::tuf::model::Role {
+        keyids: role.keyids.clone(),
+        threshold: role.threshold,
+    };
+    assert_eq!(
+        verify::valid_signers("releases", &deleg, &targets.delegations.keys, &role)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -124,13 +212,19 @@ fn a_tampered_signature_is_refused() {
     let mut raw = B64.decode(&env.signatures[0].sig).unwrap();
     raw[10] ^= 1;
     env.signatures[0].sig = B64.encode(raw);
-    let err = verify::verify_root(&env.to_bytes().unwrap(), None, None, sample_now()).unwrap_err().to_string();
-    assert!(err.contains("signatures") || err.contains("root-threshold"), "{err}");
+    let err = verify::verify_root(&env.to_bytes().unwrap(), None, None, sample_now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("signatures") || err.contains("root-threshold"),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_server_timestamp_key_file_parses() {
-    let key = notary::parse_server_key("timestamp.key.json", &sample("timestamp.key.json")).unwrap();
+    let key =
+        notary::parse_server_key("timestamp.key.json", &sample("timestamp.key.json")).unwrap();
     assert_eq!(key.keytype, "ed25519");
     assert!(notary::key_id(&key).starts_with("efe8953b"));
 }

@@ -292,10 +292,12 @@ impl Module {
             .map_err(ck("C_GetSlotList", "the module"))?
             .into_iter()
             .find(|s| !initialised.contains(s))
-            .ok_or_else(|| Error::Invalid(format!(
-                "module {} has no free slot for a new token",
-                self.path.display()
-            )))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "module {} has no free slot for a new token",
+                    self.path.display()
+                ))
+            })?;
         let so = AuthPin::from(so_pin.expose().to_owned());
         self.ctx
             .init_token(free, &so, label)

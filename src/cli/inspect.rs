@@ -52,18 +52,43 @@ pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
     let env = Envelope::parse(&name, &bytes)?;
     let exact = verify::parse_exact(&name, &bytes).is_ok();
     let kind = env.type_name().to_owned();
-    let version = env.signed.get("version").and_then(Value::as_u64).unwrap_or(0);
-    let expires = env.signed.get("expires").and_then(Value::as_str).unwrap_or("?").to_owned();
-    let expired = UtcTime::parse(&expires).map(|t| t <= UtcTime::now()).unwrap_or(true);
-    let mut text = format!("{name}: {kind} v{version}, expires {expires}{}\n", if expired { " (EXPIRED)" } else { "" });
-    let _ = writeln!(text, "  bytes are {}", if exact { "exactly Go's encoding (safe to upload)" } else { "NOT Go's encoding: notary-server would hash other bytes" });
+    let version = env
+        .signed
+        .get("version")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let expires = env
+        .signed
+        .get("expires")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
+    let expired = UtcTime::parse(&expires)
+        .map(|t| t <= UtcTime::now())
+        .unwrap_or(true);
+    let mut text = format!(
+        "{name}: {kind} v{version}, expires {expires}{}\n",
+        if expired { " (EXPIRED)" } else { "" }
+    );
+    let _ = writeln!(
+        text,
+        "  bytes are {}",
+        if exact {
+            "exactly Go's encoding (safe to upload)"
+        } else {
+            "NOT Go's encoding: notary-server would hash other bytes"
+        }
+    );
     let mut doc = json!({"file": name, "type": kind, "version": version, "expires": expires, "expired": expired, "go_encoding": exact});
 
     // The keys that check this file's signatures: its own for root, else the root's.
     let root_for_checks: Option<Root> = if kind == "Root" {
         env.typed(&name).ok()
     } else {
-        let path = args.root.clone().unwrap_or_else(|| args.file.with_file_name("root.json"));
+        let path = args
+            .root
+            .clone()
+            .unwrap_or_else(|| args.file.with_file_name("root.json"));
         path.exists()
             .then(|| trustdir::read(&path).ok())
             .flatten()
@@ -81,7 +106,12 @@ pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
         text.push_str("roles:\n");
         for (role, spec) in &root.roles {
             let ids: Vec<&str> = spec.keyids.iter().map(|k| verify::short(k)).collect();
-            let _ = writeln!(text, "  {role:<10} threshold {}  keys {}", spec.threshold, ids.join(" "));
+            let _ = writeln!(
+                text,
+                "  {role:<10} threshold {}  keys {}",
+                spec.threshold,
+                ids.join(" ")
+            );
         }
         doc["keys"] = json!(keys);
         doc["roles"] = serde_json::to_value(&root.roles).unwrap_or_default();
@@ -93,11 +123,20 @@ pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
     for sig in &env.signatures {
         let verdict = match (&root_for_checks, &message) {
             (Some(root), Some(message)) => match root.keys.get(&sig.keyid) {
-                Some(key) if notary::key_id(key) != sig.keyid => "key ID does not match its key".to_string(),
+                Some(key) if notary::key_id(key) != sig.keyid => {
+                    "key ID does not match its key".to_string()
+                }
                 Some(key) => match notary::check_signature(key, sig, message) {
                     Ok(true) => {
-                        let listed = root.roles.get(&role_name).is_some_and(|r: &Role| r.keyids.contains(&sig.keyid));
-                        if listed { "valid".into() } else { format!("valid, but the key is not a {role_name} key") }
+                        let listed = root
+                            .roles
+                            .get(&role_name)
+                            .is_some_and(|r: &Role| r.keyids.contains(&sig.keyid));
+                        if listed {
+                            "valid".into()
+                        } else {
+                            format!("valid, but the key is not a {role_name} key")
+                        }
                     }
                     Ok(false) => "INVALID".into(),
                     Err(e) => format!("cannot check: {e}"),
@@ -106,7 +145,12 @@ pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
             },
             _ => "not checked (no root.json to check against; use --root)".into(),
         };
-        let _ = writeln!(text, "  {}  {:<6} {verdict}", verify::short(&sig.keyid), sig.method);
+        let _ = writeln!(
+            text,
+            "  {}  {:<6} {verdict}",
+            verify::short(&sig.keyid),
+            sig.method
+        );
         sigs.push(json!({"keyid": sig.keyid, "method": sig.method, "verdict": verdict}));
     }
     if env.signatures.is_empty() {
@@ -114,7 +158,11 @@ pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
     }
     doc["signatures"] = json!(sigs);
     if args.pretty {
-        let _ = writeln!(text, "signed:\n{}", serde_json::to_string_pretty(&env.signed).unwrap_or_default());
+        let _ = writeln!(
+            text,
+            "signed:\n{}",
+            serde_json::to_string_pretty(&env.signed).unwrap_or_default()
+        );
     }
     Ok(Output::new(text, doc))
 }

@@ -40,6 +40,8 @@ pub enum Algorithm {
     EcdsaP256,
 }
 
+// clap builds these once per run; boxing the large variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Generate a P-256 key inside a token; the private key never leaves it.
@@ -67,12 +69,22 @@ pub enum KeyCommand {
 
 pub fn run(ctx: &Ctx, cmd: KeyCommand) -> anyhow::Result<Output> {
     match cmd {
-        KeyCommand::Generate { token, label, role, algorithm: Algorithm::EcdsaP256 } => generate(ctx, &token, &label, role),
+        KeyCommand::Generate {
+            token,
+            label,
+            role,
+            algorithm: Algorithm::EcdsaP256,
+        } => generate(ctx, &token, &label, role),
         KeyCommand::List { module } => list(ctx, module),
     }
 }
 
-fn generate(ctx: &Ctx, token: &KeyUri, label: &str, role: Option<RoleName>) -> anyhow::Result<Output> {
+fn generate(
+    ctx: &Ctx,
+    token: &KeyUri,
+    label: &str,
+    role: Option<RoleName>,
+) -> anyhow::Result<Output> {
     if label.is_empty() {
         return Err(super::usage("--label must not be empty"));
     }
@@ -81,13 +93,21 @@ fn generate(ctx: &Ctx, token: &KeyUri, label: &str, role: Option<RoleName>) -> a
     let mut keyring = Keyring::new(&pins);
     let KeyUri::Pkcs11(uri) = token;
     if uri.names_key() {
-        return Err(super::usage("--token names a token, not a key: leave out object= and id= (the key's label is --label)"));
+        return Err(super::usage(
+            "--token names a token, not a key: leave out object= and id= (the key's label is --label)",
+        ));
     }
     let session = keyring.session(uri)?;
     let key = session
         .generate_key(label)
         .with_context(|| format!("generating `{label}` on {}", session.token().describe()))?;
-    let entry = rootkeeper::root::record_key(&dir, &key, session.token(), role.map(RoleName::as_str), UtcTime::now())?;
+    let entry = rootkeeper::root::record_key(
+        &dir,
+        &key,
+        session.token(),
+        role.map(RoleName::as_str),
+        UtcTime::now(),
+    )?;
     Ok(Output::new(
         format!(
             "generated P-256 key `{label}` inside {}\n  uri:    {}\n  key ID: {}\n  role:   {}\n",
@@ -137,7 +157,10 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
         docs.push(doc);
     }
     let known: BTreeSet<&str> = inventory.keys.iter().map(|k| k.key_id.as_str()).collect();
-    let others: Vec<_> = on_tokens.iter().filter(|(id, _)| !known.contains(id.as_str())).collect();
+    let others: Vec<_> = on_tokens
+        .iter()
+        .filter(|(id, _)| !known.contains(id.as_str()))
+        .collect();
     for (id, uri) in &others {
         let _ = writeln!(text, "{}  not in the inventory\n  uri: {uri}", &id[..16]);
     }

@@ -46,6 +46,8 @@ pub struct Cli {
     command: Command,
 }
 
+// clap builds these once per run; boxing the large variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Tokens: list them, initialise soft tokens.
@@ -78,7 +80,10 @@ impl Output {
     /// Prints the result on stdout.
     pub fn print(&self, json: bool) {
         if json {
-            println!("{}", serde_json::to_string_pretty(&self.json).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&self.json).unwrap_or_default()
+            );
         } else if !self.text.is_empty() {
             print!("{}", self.text);
             if !self.text.ends_with('\n') {
@@ -187,7 +192,9 @@ impl Ctx {
 /// Reads `ROOTKEEPER_PIN` into a zeroizing PIN and removes it from the environment, so child
 /// processes never inherit it.
 fn take_env_pin() -> Option<Pin> {
-    let pin = std::env::var("ROOTKEEPER_PIN").ok().filter(|p| !p.is_empty())?;
+    let pin = std::env::var("ROOTKEEPER_PIN")
+        .ok()
+        .filter(|p| !p.is_empty())?;
     Some(Pin::new(pin))
 }
 

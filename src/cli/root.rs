@@ -24,6 +24,8 @@ pub enum Profile {
     Tuf,
 }
 
+// clap builds these once per run; boxing the large variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum RootCommand {
     /// Make the draft root.json (and targets.json) for one or more GUNs. Every root token is
@@ -41,7 +43,12 @@ pub enum RootCommand {
         #[arg(long, value_name = "URI")]
         targets_key: KeyUri,
         /// The snapshot key URI (offline snapshot).
-        #[arg(long, value_name = "URI", conflicts_with = "server_snapshot", required_unless_present = "server_snapshot")]
+        #[arg(
+            long,
+            value_name = "URI",
+            conflicts_with = "server_snapshot",
+            required_unless_present = "server_snapshot"
+        )]
         snapshot_key: Option<KeyUri>,
         /// Let the server hold the snapshot key and sign snapshots.
         #[arg(long, requires = "server_snapshot_key")]
@@ -112,19 +119,30 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             force,
         } => {
             if profile == Profile::Tuf {
-                anyhow::bail!(Hinted::new("the tuf profile is not available in this version", "use --profile notary (the default)"));
+                anyhow::bail!(Hinted::new(
+                    "the tuf profile is not available in this version",
+                    "use --profile notary (the default)"
+                ));
             }
             let guns = guns.resolve()?;
             let threshold = match (threshold, root_keys.len()) {
                 (Some(k), _) => k,
                 (None, 1) => 1,
-                (None, n) => return Err(usage(format!("{n} root keys need an explicit --threshold (e.g. --threshold 2 for 2-of-{n})"))),
+                (None, n) => {
+                    return Err(usage(format!(
+                        "{n} root keys need an explicit --threshold (e.g. --threshold 2 for 2-of-{n})"
+                    )));
+                }
             };
             let now = UtcTime::now();
             let snapshot_key = match (snapshot_key, server_snapshot_key) {
-                (Some(uri), _) => SnapshotKey::Token(uri),
+                (Some(uri), _) => SnapshotKey::Token(Box::new(uri)),
                 (None, Some(path)) => SnapshotKey::Server(server_keys(&path, &guns, "snapshot")?),
-                (None, None) => return Err(usage("give --snapshot-key URI or --server-snapshot --server-snapshot-key FILE")),
+                (None, None) => {
+                    return Err(usage(
+                        "give --snapshot-key URI or --server-snapshot --server-snapshot-key FILE",
+                    ));
+                }
             };
             let req = InitRequest {
                 timestamp_keys: server_keys(&timestamp_key, &guns, "timestamp")?,
@@ -138,17 +156,34 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 replace_draft: force,
             };
             let dir = ctx.trust_dir()?;
-            if force && req.guns.iter().any(|g| dir.repo(g).is_ok_and(|r| r.has_pending())) {
-                ctx.prompter.confirm("Discard the existing draft(s) and start again?")?;
+            if force
+                && req
+                    .guns
+                    .iter()
+                    .any(|g| dir.repo(g).is_ok_and(|r| r.has_pending()))
+            {
+                ctx.prompter
+                    .confirm("Discard the existing draft(s) and start again?")?;
             }
             let pins = ctx.pins();
             let mut keyring = Keyring::new(&pins);
             let statuses = root::init(&dir, &mut keyring, &req)?;
             let mut text = String::new();
             for s in &statuses {
-                let _ = writeln!(text, "drafted root v{} for {} ({}-of-{} root keys, expires {})", s.version, s.gun, s.root.threshold, s.root.signed.len() + s.root.missing.len(), s.expires);
+                let _ = writeln!(
+                    text,
+                    "drafted root v{} for {} ({}-of-{} root keys, expires {})",
+                    s.version,
+                    s.gun,
+                    s.root.threshold,
+                    s.root.signed.len() + s.root.missing.len(),
+                    s.expires
+                );
             }
-            let _ = writeln!(text, "next: collect signatures with `rootkeeper root sign --gun GUN --key URI`; `rootkeeper root status` shows who must sign");
+            let _ = writeln!(
+                text,
+                "next: collect signatures with `rootkeeper root sign --gun GUN --key URI`; `rootkeeper root status` shows who must sign"
+            );
             Ok(Output::new(text, json!({"drafts": json(&statuses)})))
         }
         RootCommand::Sign { guns, keys } => {
@@ -159,7 +194,16 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             let outcomes = root::sign(&dir, &mut keyring, &guns, &keys)?;
             let mut text = String::new();
             for o in &outcomes {
-                let _ = writeln!(text, "{}: signed {}", o.gun, if o.signed.is_empty() { "nothing new".into() } else { o.signed.join(", ") });
+                let _ = writeln!(
+                    text,
+                    "{}: signed {}",
+                    o.gun,
+                    if o.signed.is_empty() {
+                        "nothing new".into()
+                    } else {
+                        o.signed.join(", ")
+                    }
+                );
                 for n in &o.notes {
                     let _ = writeln!(text, "  note: {n}");
                 }
@@ -174,49 +218,111 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             let mut text = String::new();
             for gun in &guns {
                 let s = root::draft_status(&dir.repo(gun)?)?;
-                let _ = writeln!(text, "{}: draft root v{}, expires {}", s.gun, s.version, s.expires);
+                let _ = writeln!(
+                    text,
+                    "{}: draft root v{}, expires {}",
+                    s.gun, s.version, s.expires
+                );
                 status_text(&mut text, &s);
                 statuses.push(s);
             }
             Ok(Output::new(text, json!({"drafts": json(&statuses)})))
         }
-        RootCommand::Verify { guns, files, trusted } => verify_cmd(ctx, &guns, &files, trusted.as_deref()),
+        RootCommand::Verify {
+            guns,
+            files,
+            trusted,
+        } => verify_cmd(ctx, &guns, &files, trusted.as_deref()),
         RootCommand::Export { guns, out } => {
             let guns = guns.resolve()?;
             let dir = ctx.trust_dir()?;
             let outcomes = root::export(&dir, &guns, &out, UtcTime::now())?;
             let mut text = String::new();
             for o in &outcomes {
-                let _ = writeln!(text, "{}: root v{} verified ({} rules) and exported to {}: {}", o.gun, o.verified.root_version, o.verified.rules.len(), o.dir.display(), o.files.join(", "));
+                let _ = writeln!(
+                    text,
+                    "{}: root v{} verified ({} rules) and exported to {}: {}",
+                    o.gun,
+                    o.verified.root_version,
+                    o.verified.rules.len(),
+                    o.dir.display(),
+                    o.files.join(", ")
+                );
             }
-            let _ = writeln!(text, "next: on the online machine, `rootkeeper server publish {} --server URL --gun GUN`", out.display());
+            let _ = writeln!(
+                text,
+                "next: on the online machine, `rootkeeper server publish {} --server URL --gun GUN`",
+                out.display()
+            );
             Ok(Output::new(text, json!({"exported": json(&outcomes)})))
         }
     }
 }
 
 fn status_text(text: &mut String, s: &DraftStatus) {
-    let _ = writeln!(text, "  root:     {} of {} signatures", s.root.signed.len(), s.root.threshold);
+    let _ = writeln!(
+        text,
+        "  root:     {} of {} signatures",
+        s.root.signed.len(),
+        s.root.threshold
+    );
     for m in &s.root.signed {
         let _ = writeln!(text, "    signed   {}  {}", verify::short(&m.keyid), m.uri);
     }
     for m in &s.root.missing {
         let _ = writeln!(text, "    missing  {}  {}", verify::short(&m.keyid), m.uri);
     }
-    let _ = writeln!(text, "  targets:  {}", if s.targets.complete() { "signed".to_string() } else { format!("needs {}", s.targets.missing.iter().map(|m| m.uri.as_str()).collect::<Vec<_>>().join(", ")) });
+    let _ = writeln!(
+        text,
+        "  targets:  {}",
+        if s.targets.complete() {
+            "signed".to_string()
+        } else {
+            format!(
+                "needs {}",
+                s.targets
+                    .missing
+                    .iter()
+                    .map(|m| m.uri.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
     let _ = writeln!(text, "  snapshot: {}", s.snapshot);
-    let _ = writeln!(text, "  ready to export: {}{}", if s.ready { "yes" } else { "no" }, s.exported.as_ref().map(|t| format!(" (last exported {t})")).unwrap_or_default());
+    let _ = writeln!(
+        text,
+        "  ready to export: {}{}",
+        if s.ready { "yes" } else { "no" },
+        s.exported
+            .as_ref()
+            .map(|t| format!(" (last exported {t})"))
+            .unwrap_or_default()
+    );
 }
 
 /// Server keys for every GUN: one FILE for all, or DIR/<gun>/<role>.key.json each.
-fn server_keys(path: &Path, guns: &[String], role: &str) -> anyhow::Result<BTreeMap<String, PublicKey>> {
+fn server_keys(
+    path: &Path,
+    guns: &[String],
+    role: &str,
+) -> anyhow::Result<BTreeMap<String, PublicKey>> {
     let mut keys = BTreeMap::new();
     for gun in guns {
-        let file = if path.is_dir() { path.join(gun).join(format!("{role}.key.json")) } else { path.to_owned() };
+        let file = if path.is_dir() {
+            path.join(gun).join(format!("{role}.key.json"))
+        } else {
+            path.to_owned()
+        };
         let bytes = trustdir::read(&file).map_err(|e| {
-            anyhow::Error::new(e).context(format!("the {role} key of {gun}; fetch it online with `rootkeeper server {role}-key`"))
+            anyhow::Error::new(e).context(format!(
+                "the {role} key of {gun}; fetch it online with `rootkeeper server {role}-key`"
+            ))
         })?;
-        keys.insert(gun.clone(), notary::parse_server_key(&file.display().to_string(), &bytes)?);
+        keys.insert(
+            gun.clone(),
+            notary::parse_server_key(&file.display().to_string(), &bytes)?,
+        );
     }
     Ok(keys)
 }
@@ -230,13 +336,22 @@ fn verified_text(text: &mut String, what: &str, v: &Verified) {
         v.root_signatures.0,
         v.root_signatures.1,
         v.root_expires,
-        v.targets_version.map(|t| format!("  targets v{t}")).unwrap_or_default(),
-        v.snapshot_version.map(|t| format!("  snapshot v{t}")).unwrap_or_default(),
+        v.targets_version
+            .map(|t| format!("  targets v{t}"))
+            .unwrap_or_default(),
+        v.snapshot_version
+            .map(|t| format!("  snapshot v{t}"))
+            .unwrap_or_default(),
     );
     let _ = writeln!(text, "  rules passed: {}", v.rules.join(", "));
 }
 
-fn verify_cmd(ctx: &Ctx, guns: &GunArgs, files: &[PathBuf], trusted: Option<&Path>) -> anyhow::Result<Output> {
+fn verify_cmd(
+    ctx: &Ctx,
+    guns: &GunArgs,
+    files: &[PathBuf],
+    trusted: Option<&Path>,
+) -> anyhow::Result<Output> {
     let now = UtcTime::now();
     let mut text = String::new();
     let mut results = Vec::new();
@@ -247,11 +362,17 @@ fn verify_cmd(ctx: &Ctx, guns: &GunArgs, files: &[PathBuf], trusted: Option<&Pat
             let env = Envelope::parse(&file.display().to_string(), &bytes)?;
             by_type.insert(env.type_name().to_owned(), bytes);
         }
-        let root = by_type.get("Root").ok_or_else(|| usage("give the root.json to verify the other files against"))?;
+        let root = by_type
+            .get("Root")
+            .ok_or_else(|| usage("give the root.json to verify the other files against"))?;
         let previous = trusted.map(trustdir::read).transpose()?;
         let gun = guns.gun.first().map(String::as_str);
         let v = verify::verify_repo(
-            RepoFiles { root, targets: by_type.get("Targets").map(Vec::as_slice), snapshot: by_type.get("Snapshot").map(Vec::as_slice) },
+            RepoFiles {
+                root,
+                targets: by_type.get("Targets").map(Vec::as_slice),
+                snapshot: by_type.get("Snapshot").map(Vec::as_slice),
+            },
             gun,
             previous.as_deref(),
             now,

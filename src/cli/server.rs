@@ -66,13 +66,22 @@ pub enum ServerCommand {
 
 pub fn run(ctx: &Ctx, cmd: ServerCommand) -> anyhow::Result<Output> {
     match cmd {
-        ServerCommand::TimestampKey { server, guns, out } => fetch_keys(&server, &guns, &out, "timestamp"),
-        ServerCommand::SnapshotKey { server, guns, out } => fetch_keys(&server, &guns, &out, "snapshot"),
+        ServerCommand::TimestampKey { server, guns, out } => {
+            fetch_keys(&server, &guns, &out, "timestamp")
+        }
+        ServerCommand::SnapshotKey { server, guns, out } => {
+            fetch_keys(&server, &guns, &out, "snapshot")
+        }
         ServerCommand::Publish { dir, server, guns } => publish(ctx, &dir, &server, &guns),
     }
 }
 
-fn fetch_keys(server: &ServerArgs, guns: &GunArgs, out: &Path, role: &str) -> anyhow::Result<Output> {
+fn fetch_keys(
+    server: &ServerArgs,
+    guns: &GunArgs,
+    out: &Path,
+    role: &str,
+) -> anyhow::Result<Output> {
     let guns = guns.resolve()?;
     let client = server.connect()?;
     let mut text = String::new();
@@ -80,10 +89,20 @@ fn fetch_keys(server: &ServerArgs, guns: &GunArgs, out: &Path, role: &str) -> an
     for gun in &guns {
         let bytes = client.role_key(gun, role)?;
         let key = notary::parse_server_key(role, &bytes)?;
-        let path = if guns.len() == 1 && !out.is_dir() { out.to_owned() } else { out.join(gun).join(format!("{role}.key.json")) };
+        let path = if guns.len() == 1 && !out.is_dir() {
+            out.to_owned()
+        } else {
+            out.join(gun).join(format!("{role}.key.json"))
+        };
         trustdir::write_atomic(&path, &bytes)?;
         let id = notary::key_id(&key);
-        let _ = writeln!(text, "{gun}: {role} key {} ({}) written to {}", &id[..16], key.keytype, path.display());
+        let _ = writeln!(
+            text,
+            "{gun}: {role} key {} ({}) written to {}",
+            &id[..16],
+            key.keytype,
+            path.display()
+        );
         docs.push(json!({"gun": gun, "key_id": id, "keytype": key.keytype, "file": path}));
     }
     Ok(Output::new(text, json!({"keys": docs})))
@@ -95,16 +114,40 @@ fn publish(ctx: &Ctx, dir: &Path, server: &ServerArgs, guns: &GunArgs) -> anyhow
     let now = UtcTime::now();
     let mut batches = Vec::new();
     for gun in &guns {
-        let folder = if guns.len() == 1 { dir.to_owned() } else { dir.join(gun) };
+        let folder = if guns.len() == 1 {
+            dir.to_owned()
+        } else {
+            dir.join(gun)
+        };
         let root = trustdir::read(&folder.join("root.json"))?;
         let targets = trustdir::read(&folder.join("targets.json"))?;
         let snapshot_path = folder.join("snapshot.json");
-        let snapshot = if snapshot_path.exists() { Some(trustdir::read(&snapshot_path)?) } else { None };
-        let v = verify::verify_repo(RepoFiles { root: &root, targets: Some(&targets), snapshot: snapshot.as_deref() }, Some(gun), None, now)?;
+        let snapshot = if snapshot_path.exists() {
+            Some(trustdir::read(&snapshot_path)?)
+        } else {
+            None
+        };
+        let v = verify::verify_repo(
+            RepoFiles {
+                root: &root,
+                targets: Some(&targets),
+                snapshot: snapshot.as_deref(),
+            },
+            Some(gun),
+            None,
+            now,
+        )?;
         batches.push((gun, root, targets, snapshot, v));
     }
-    let summary: Vec<String> = batches.iter().map(|(g, _, _, _, v)| format!("root v{} of {g}", v.root_version)).collect();
-    ctx.prompter.confirm(&format!("Publish {} to {}?", summary.join(", "), server.server))?;
+    let summary: Vec<String> = batches
+        .iter()
+        .map(|(g, _, _, _, v)| format!("root v{} of {g}", v.root_version))
+        .collect();
+    ctx.prompter.confirm(&format!(
+        "Publish {} to {}?",
+        summary.join(", "),
+        server.server
+    ))?;
     let mut text = String::new();
     let mut docs = Vec::new();
     for (gun, root, targets, snapshot, v) in &batches {
@@ -119,7 +162,11 @@ fn publish(ctx: &Ctx, dir: &Path, server: &ServerArgs, guns: &GunArgs) -> anyhow
             text,
             "{gun}: published root v{}; the server serves it{} with timestamp v{} over snapshot v{}",
             version.version,
-            if confirmed.root_matches { " byte for byte" } else { " (re-encoded)" },
+            if confirmed.root_matches {
+                " byte for byte"
+            } else {
+                " (re-encoded)"
+            },
             confirmed.timestamp_version,
             confirmed.snapshot_version
         );

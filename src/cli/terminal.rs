@@ -50,7 +50,9 @@ impl TerminalPrompter {
             .default(false)
             .interact()?;
         if !yes {
-            anyhow::bail!(rootkeeper::Error::Cancelled("cancelled; nothing was changed".into()));
+            anyhow::bail!(rootkeeper::Error::Cancelled(
+                "cancelled; nothing was changed".into()
+            ));
         }
         Ok(())
     }

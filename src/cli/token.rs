@@ -56,7 +56,11 @@ fn list(module: Option<PathBuf>) -> anyhow::Result<Output> {
     let mut tokens = Vec::new();
     for token in module.tokens()? {
         let keys = module.public_keys(&token)?;
-        let _ = writeln!(text, "token `{}`  serial {}  {} / {}", token.label, token.serial, token.manufacturer, token.model);
+        let _ = writeln!(
+            text,
+            "token `{}`  serial {}  {} / {}",
+            token.label, token.serial, token.manufacturer, token.model
+        );
         let _ = writeln!(text, "  uri: {}", token.uri());
         let _ = writeln!(text, "  PIN: {}", token.pin_state);
         let mut key_docs = Vec::new();
@@ -64,7 +68,9 @@ fn list(module: Option<PathBuf>) -> anyhow::Result<Output> {
             let key_id = notary::key_id(&notary::ecdsa_key(&key.public_key)?);
             let _ = writeln!(text, "  key `{}`  key ID {}", key.label, &key_id[..16]);
             let _ = writeln!(text, "    uri: {}", key.uri(&token));
-            key_docs.push(json!({"label": key.label, "uri": key.uri(&token).to_string(), "key_id": key_id}));
+            key_docs.push(
+                json!({"label": key.label, "uri": key.uri(&token).to_string(), "key_id": key_id}),
+            );
         }
         if keys.is_empty() {
             text.push_str("  no keys\n");
@@ -77,7 +83,10 @@ fn list(module: Option<PathBuf>) -> anyhow::Result<Output> {
     if tokens.is_empty() {
         let _ = writeln!(text, "no initialised tokens in {}", module.path().display());
     }
-    Ok(Output::new(text, json!({"module": module.path(), "tokens": tokens})))
+    Ok(Output::new(
+        text,
+        json!({"module": module.path(), "tokens": tokens}),
+    ))
 }
 
 fn secret_from(
@@ -101,12 +110,24 @@ fn secret_from(
     })
 }
 
-fn init(ctx: &Ctx, module: Option<PathBuf>, label: &str, so_pin_file: Option<PathBuf>) -> anyhow::Result<Output> {
+fn init(
+    ctx: &Ctx,
+    module: Option<PathBuf>,
+    label: &str,
+    so_pin_file: Option<PathBuf>,
+) -> anyhow::Result<Output> {
     if label.is_empty() || label.len() > 32 {
-        return Err(super::usage("--label must be 1 to 32 characters (the PKCS#11 limit)"));
+        return Err(super::usage(
+            "--label must be 1 to 32 characters (the PKCS#11 limit)",
+        ));
     }
     let module = load(module)?;
-    let so_pin = secret_from(ctx, so_pin_file.as_deref(), "ROOTKEEPER_SO_PIN", "new security-officer PIN")?;
+    let so_pin = secret_from(
+        ctx,
+        so_pin_file.as_deref(),
+        "ROOTKEEPER_SO_PIN",
+        "new security-officer PIN",
+    )?;
     let user_pin = match (&ctx.pin_file, &ctx.env_pin) {
         (Some(path), _) => Pin::from_file(path)?,
         (None, Some(pin)) => pin.clone(),
@@ -122,7 +143,12 @@ fn init(ctx: &Ctx, module: Option<PathBuf>, label: &str, so_pin_file: Option<Pat
         .init_token(label, &so_pin, &user_pin)
         .with_context(|| format!("initialising token `{label}`"))?;
     Ok(Output::new(
-        format!("initialised token `{}` (serial {})\n  uri: {}\n", token.label, token.serial, token.uri()),
+        format!(
+            "initialised token `{}` (serial {})\n  uri: {}\n",
+            token.label,
+            token.serial,
+            token.uri()
+        ),
         json!({"label": token.label, "serial": token.serial, "uri": token.uri().to_string()}),
     ))
 }

@@ -72,7 +72,8 @@ impl UtcTime {
         if self.secs >= 0 {
             UNIX_EPOCH + Duration::new(self.secs as u64, self.nanos)
         } else {
-            UNIX_EPOCH - Duration::from_secs((-self.secs) as u64) + Duration::from_nanos(self.nanos as u64)
+            UNIX_EPOCH - Duration::from_secs((-self.secs) as u64)
+                + Duration::from_nanos(self.nanos as u64)
         }
     }
 
@@ -121,9 +122,19 @@ impl UtcTime {
 
     /// Parses any RFC 3339 time (`Z` or `±hh:mm`, up to 9 fractional digits).
     pub fn parse(text: &str) -> Result<UtcTime> {
-        let bad = || Error::Invalid(format!("`{text}` is not an RFC 3339 time such as 2036-01-31T12:00:00Z"));
+        let bad = || {
+            Error::Invalid(format!(
+                "`{text}` is not an RFC 3339 time such as 2036-01-31T12:00:00Z"
+            ))
+        };
         let b = text.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return Err(bad());
         }
         let num = |r: std::ops::Range<usize>| -> Result<i64> {
@@ -133,7 +144,14 @@ impl UtcTime {
             }
             s.parse().map_err(|_| bad())
         };
-        let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+        let (y, mo, d, h, mi, s) = (
+            num(0..4)?,
+            num(5..7)?,
+            num(8..10)?,
+            num(11..13)?,
+            num(14..16)?,
+            num(17..19)?,
+        );
         if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
             return Err(bad());
         }
@@ -153,7 +171,10 @@ impl UtcTime {
         }
         let offset = match &text[i..] {
             "Z" | "z" => 0,
-            rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+            rest if rest.len() == 6
+                && (rest.starts_with('+') || rest.starts_with('-'))
+                && &rest[3..4] == ":" =>
+            {
                 let oh = num(i + 1..i + 3)?;
                 let om = num(i + 4..i + 6)?;
                 let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -161,7 +182,8 @@ impl UtcTime {
             }
             _ => return Err(bad()),
         };
-        let secs = days_from_civil(y, mo as u32, d as u32) * SECS_PER_DAY + h * 3600 + mi * 60 + s - offset;
+        let secs = days_from_civil(y, mo as u32, d as u32) * SECS_PER_DAY + h * 3600 + mi * 60 + s
+            - offset;
         Ok(UtcTime { secs, nanos })
     }
 }
@@ -178,9 +200,15 @@ pub fn parse_expiry(text: &str, now: UtcTime) -> Result<UtcTime> {
     if text.contains('T') {
         return UtcTime::parse(text);
     }
-    let bad = || Error::Invalid(format!("--expires `{text}`: give a duration such as 10y, 90d, 26w, 12h, or an RFC 3339 time"));
+    let bad = || {
+        Error::Invalid(format!(
+            "--expires `{text}`: give a duration such as 10y, 90d, 26w, 12h, or an RFC 3339 time"
+        ))
+    };
     let unit = text.chars().last().ok_or_else(bad)?;
-    let count: u64 = text[..text.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let count: u64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| bad())?;
     let secs = match unit {
         'y' => count * 365 * 86_400,
         'w' => count * 7 * 86_400,

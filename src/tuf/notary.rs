@@ -15,7 +15,9 @@ use signature::Verifier;
 use crate::error::{Error, Result};
 use crate::signer::{self, Signer};
 use crate::tuf::canonical;
-use crate::tuf::model::{Delegations, Envelope, FileMeta, MetaRole, PublicKey, Role, Root, Signature, Targets, UtcTime};
+use crate::tuf::model::{
+    Delegations, Envelope, FileMeta, MetaRole, PublicKey, Role, Root, Signature, Targets, UtcTime,
+};
 use crate::x509::{self, CertFacts};
 
 /// Key type of a bare P-256 key.
@@ -48,7 +50,8 @@ pub fn x509_key(cert_pem: &str) -> PublicKey {
 
 /// The key ID: hex SHA-256 of the canonical key object with `"private":null`.
 pub fn key_id(key: &PublicKey) -> String {
-    let value = json!({"keytype": key.keytype, "keyval": {"private": null, "public": key.keyval.public}});
+    let value =
+        json!({"keytype": key.keytype, "keyval": {"private": null, "public": key.keyval.public}});
     // A key object holds only ASCII strings, so canonical encoding cannot fail.
     let bytes = canonical::to_canonical(&value).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
@@ -89,8 +92,12 @@ pub fn key_certificates(key: &PublicKey) -> Result<Vec<CertFacts>> {
 
 /// The PEM of an x509 key, rebuilt from its certificates the way Go re-encodes it.
 pub fn rebuilt_pem(key: &PublicKey) -> Result<String> {
-    let pem = String::from_utf8(B64.decode(&key.keyval.public).unwrap_or_default()).unwrap_or_default();
-    Ok(x509::pem_certificates(&pem)?.iter().map(|d| x509::go_pem(d)).collect())
+    let pem =
+        String::from_utf8(B64.decode(&key.keyval.public).unwrap_or_default()).unwrap_or_default();
+    Ok(x509::pem_certificates(&pem)?
+        .iter()
+        .map(|d| x509::go_pem(d))
+        .collect())
 }
 
 /// A public key that can check signatures.
@@ -110,7 +117,9 @@ pub fn verifying_key(key: &PublicKey) -> Result<Verifying> {
     };
     match key.keytype.as_str() {
         ECDSA => {
-            let der = B64.decode(&key.keyval.public).map_err(|e| bad(e.to_string()))?;
+            let der = B64
+                .decode(&key.keyval.public)
+                .map_err(|e| bad(e.to_string()))?;
             use p256::pkcs8::DecodePublicKey;
             VerifyingKey::from_public_key_der(&der)
                 .map(Verifying::P256)
@@ -122,7 +131,9 @@ pub fn verifying_key(key: &PublicKey) -> Result<Verifying> {
             .map(Verifying::P256)
             .ok_or_else(|| bad("the certificate's key is not P-256".into())),
         ED25519 => {
-            let raw = B64.decode(&key.keyval.public).map_err(|e| bad(e.to_string()))?;
+            let raw = B64
+                .decode(&key.keyval.public)
+                .map_err(|e| bad(e.to_string()))?;
             let raw: [u8; 32] = raw.try_into().map_err(|_| bad("not 32 bytes".into()))?;
             ed25519_dalek::VerifyingKey::from_bytes(&raw)
                 .map(Verifying::Ed25519)
@@ -138,13 +149,24 @@ pub fn check_signature(key: &PublicKey, sig: &Signature, message: &[u8]) -> Resu
     let Ok(raw) = B64.decode(&sig.sig) else {
         return Ok(false);
     };
-    Ok(match (sig.method.to_ascii_lowercase().as_str(), verifying_key(key)?) {
-        ("ecdsa", Verifying::P256(vk)) => raw.len() == 64
-            && p256::ecdsa::Signature::from_slice(&raw).is_ok_and(|s| vk.verify(message, &s).is_ok()),
-        ("eddsa", Verifying::Ed25519(vk)) => raw.len() == 64
-            && ed25519_dalek::Signature::from_slice(&raw).is_ok_and(|s| vk.verify(message, &s).is_ok()),
-        _ => false,
-    })
+    Ok(
+        match (
+            sig.method.to_ascii_lowercase().as_str(),
+            verifying_key(key)?,
+        ) {
+            ("ecdsa", Verifying::P256(vk)) => {
+                raw.len() == 64
+                    && p256::ecdsa::Signature::from_slice(&raw)
+                        .is_ok_and(|s| vk.verify(message, &s).is_ok())
+            }
+            ("eddsa", Verifying::Ed25519(vk)) => {
+                raw.len() == 64
+                    && ed25519_dalek::Signature::from_slice(&raw)
+                        .is_ok_and(|s| vk.verify(message, &s).is_ok())
+            }
+            _ => false,
+        },
+    )
 }
 
 /// Signs an envelope's `signed` part with `signer` as key `keyid` and adds the signature
@@ -175,7 +197,12 @@ pub fn file_meta(bytes: &[u8]) -> FileMeta {
 }
 
 /// A new root document.
-pub fn new_root(keys: BTreeMap<String, PublicKey>, roles: BTreeMap<String, Role>, expires: UtcTime, version: u64) -> Root {
+pub fn new_root(
+    keys: BTreeMap<String, PublicKey>,
+    roles: BTreeMap<String, Role>,
+    expires: UtcTime,
+    version: u64,
+) -> Root {
     Root {
         type_: "Root".into(),
         consistent_snapshot: false,
@@ -198,7 +225,12 @@ pub fn new_targets(expires: UtcTime, version: u64) -> Targets {
 }
 
 /// A snapshot of exact root and targets file bytes.
-pub fn new_snapshot(root_file: &[u8], targets_file: &[u8], expires: UtcTime, version: u64) -> MetaRole {
+pub fn new_snapshot(
+    root_file: &[u8],
+    targets_file: &[u8],
+    expires: UtcTime,
+    version: u64,
+) -> MetaRole {
     let mut meta = BTreeMap::new();
     meta.insert("root".into(), file_meta(root_file));
     meta.insert("targets".into(), file_meta(targets_file));
@@ -214,7 +246,9 @@ pub fn new_snapshot(root_file: &[u8], targets_file: &[u8], expires: UtcTime, ver
 pub fn parse_server_key(file: &str, bytes: &[u8]) -> Result<PublicKey> {
     let key: PublicKey = serde_json::from_slice(bytes).map_err(|e| Error::Metadata {
         file: file.into(),
-        reason: format!("not a notary key document ({e}); fetch it with `rootkeeper server timestamp-key`"),
+        reason: format!(
+            "not a notary key document ({e}); fetch it with `rootkeeper server timestamp-key`"
+        ),
     })?;
     verifying_key(&key).map_err(|e| Error::Metadata {
         file: file.into(),
