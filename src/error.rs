@@ -100,7 +100,7 @@ pub enum Error {
         label: String,
     },
     /// The PIN was wrong.
-    #[error("wrong PIN for token `{token}`; the token now reports: {state}")]
+    #[error("wrong PIN for {token}; the token now reports: {state}")]
     WrongPin {
         /// The token.
         token: String,
@@ -108,13 +108,13 @@ pub enum Error {
         state: String,
     },
     /// The PIN is locked.
-    #[error("the user PIN of token `{token}` is locked")]
+    #[error("the user PIN of {token} is locked")]
     PinLocked {
         /// The token.
         token: String,
     },
     /// The token says the next wrong PIN locks it.
-    #[error("token `{token}` reports that the next wrong PIN locks it; no PIN was tried")]
+    #[error("{token} reports that the next wrong PIN locks it; no PIN was tried")]
     PinFinalTry {
         /// The token.
         token: String,

@@ -21,6 +21,7 @@ pub struct Keyring<'a> {
     pins: &'a PinSources<'a>,
     modules: HashMap<PathBuf, Rc<Module>>,
     sessions: HashMap<(PathBuf, String), Rc<TokenSession>>,
+    logins: Vec<String>,
 }
 
 impl std::fmt::Debug for Keyring<'_> {
@@ -39,6 +40,7 @@ impl<'a> Keyring<'a> {
             pins,
             modules: HashMap::new(),
             sessions: HashMap::new(),
+            logins: Vec::new(),
         }
     }
 
@@ -68,8 +70,14 @@ impl<'a> Keyring<'a> {
             return Ok(session.clone());
         }
         let session = Rc::new(module.login(&token, self.pins, uri.pin_source.as_deref())?);
+        self.logins.push(token.describe());
         self.sessions.insert(key, session.clone());
         Ok(session)
+    }
+
+    /// The tokens logged in to so far, in order (each at most once).
+    pub fn logins(&self) -> &[String] {
+        &self.logins
     }
 
     /// A signer for the key a URI names.

@@ -48,7 +48,7 @@ pub enum KeyCommand {
     Generate {
         /// The token, e.g. pkcs11:token=root-a (from `rootkeeper token list`).
         #[arg(long, value_name = "URI")]
-        token: KeyUri,
+        token: String,
         /// Label of the new key on the token (must be unused there).
         #[arg(long)]
         label: String,
@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> anyhow::Result<Output> {
             label,
             role,
             algorithm: Algorithm::EcdsaP256,
-        } => generate(ctx, &token, &label, role),
+        } => generate(ctx, &super::key_uri(&token)?, &label, role),
         KeyCommand::List { module } => list(ctx, module),
     }
 }

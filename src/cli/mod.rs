@@ -142,7 +142,8 @@ pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
             e.downcast_ref::<Hinted>().map(|h| h.hint.clone())
         }
     });
-    let is_usage = err.chain().any(|e| e.downcast_ref::<Usage>().is_some());
+    let is_usage = err.downcast_ref::<Usage>().is_some()
+        || err.chain().any(|e| e.downcast_ref::<Usage>().is_some());
     let message = format!("{err:#}");
     eprintln!("error: {message}");
     if let Some(hint) = &hint {
@@ -180,6 +181,12 @@ impl Ctx {
 
     fn trust_dir(&self) -> anyhow::Result<rootkeeper::trustdir::TrustDir> {
         Ok(rootkeeper::trustdir::TrustDir::open(&self.dir)?)
+    }
+
+    fn note_logins(&self, keyring: &rootkeeper::backend::Keyring<'_>) {
+        for token in keyring.logins() {
+            self.note(&format!("logged in to {token}"));
+        }
     }
 
     fn note(&self, message: &str) {
@@ -256,6 +263,18 @@ impl GunArgs {
     fn resolve(&self) -> anyhow::Result<Vec<String>> {
         guns(&self.gun, self.gun_file.as_deref())
     }
+}
+
+/// Parses a key URI given on the command line; a bad one is bad usage (exit 2), with the
+/// library's hint.
+fn key_uri(text: &str) -> anyhow::Result<rootkeeper::keyuri::KeyUri> {
+    text.parse::<rootkeeper::keyuri::KeyUri>()
+        .map_err(|e| anyhow::Error::new(e).context(Usage("invalid argument".into())))
+}
+
+/// Parses several key URIs.
+fn key_uris(texts: &[String]) -> anyhow::Result<Vec<rootkeeper::keyuri::KeyUri>> {
+    texts.iter().map(|t| key_uri(t)).collect()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Value {

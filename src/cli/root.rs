@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 use rootkeeper::backend::Keyring;
-use rootkeeper::keyuri::KeyUri;
 use rootkeeper::root::{self, DraftStatus, InitRequest, SnapshotKey};
 use rootkeeper::trustdir;
 use rootkeeper::tuf::model::{self, Envelope, PublicKey, UtcTime};
@@ -35,13 +34,13 @@ pub enum RootCommand {
         guns: GunArgs,
         /// A root key URI; repeat for k-of-n.
         #[arg(long = "root-key", value_name = "URI", required = true)]
-        root_keys: Vec<KeyUri>,
+        root_keys: Vec<String>,
         /// Root signatures required (needed when there is more than one root key).
         #[arg(long)]
         threshold: Option<u64>,
         /// The targets key URI.
         #[arg(long, value_name = "URI")]
-        targets_key: KeyUri,
+        targets_key: String,
         /// The snapshot key URI (offline snapshot).
         #[arg(
             long,
@@ -49,7 +48,7 @@ pub enum RootCommand {
             conflicts_with = "server_snapshot",
             required_unless_present = "server_snapshot"
         )]
-        snapshot_key: Option<KeyUri>,
+        snapshot_key: Option<String>,
         /// Let the server hold the snapshot key and sign snapshots.
         #[arg(long, requires = "server_snapshot_key")]
         server_snapshot: bool,
@@ -75,7 +74,7 @@ pub enum RootCommand {
         guns: GunArgs,
         /// A key URI; repeat for several.
         #[arg(long = "key", value_name = "URI", required = true)]
-        keys: Vec<KeyUri>,
+        keys: Vec<String>,
     },
     /// Show each draft: version, expiry, signatures present and missing, which tokens must sign.
     Status {
@@ -136,7 +135,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             };
             let now = UtcTime::now();
             let snapshot_key = match (snapshot_key, server_snapshot_key) {
-                (Some(uri), _) => SnapshotKey::Token(Box::new(uri)),
+                (Some(uri), _) => SnapshotKey::Token(Box::new(super::key_uri(&uri)?)),
                 (None, Some(path)) => SnapshotKey::Server(server_keys(&path, &guns, "snapshot")?),
                 (None, None) => {
                     return Err(usage(
@@ -147,9 +146,9 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             let req = InitRequest {
                 timestamp_keys: server_keys(&timestamp_key, &guns, "timestamp")?,
                 guns,
-                root_keys,
+                root_keys: super::key_uris(&root_keys)?,
                 threshold,
-                targets_key,
+                targets_key: super::key_uri(&targets_key)?,
                 snapshot_key,
                 expires: model::parse_expiry(&expires, now)?,
                 now,
@@ -167,7 +166,9 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             }
             let pins = ctx.pins();
             let mut keyring = Keyring::new(&pins);
-            let statuses = root::init(&dir, &mut keyring, &req)?;
+            let statuses = root::init(&dir, &mut keyring, &req);
+            ctx.note_logins(&keyring);
+            let statuses = statuses?;
             let mut text = String::new();
             for s in &statuses {
                 let _ = writeln!(
@@ -191,7 +192,9 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             let dir = ctx.trust_dir()?;
             let pins = ctx.pins();
             let mut keyring = Keyring::new(&pins);
-            let outcomes = root::sign(&dir, &mut keyring, &guns, &keys)?;
+            let outcomes = root::sign(&dir, &mut keyring, &guns, &super::key_uris(&keys)?);
+            ctx.note_logins(&keyring);
+            let outcomes = outcomes?;
             let mut text = String::new();
             for o in &outcomes {
                 let _ = writeln!(

@@ -1,0 +1,372 @@
+//! End to end: keys made in SoftHSM, a k-of-n root signed by custodians in separate runs,
+//! exported, published to a real notary-server, and trusted by the real `notary` client.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use hsm_tests::{NotaryServer, SoftHsm};
+use p256::pkcs8::DecodePublicKey;
+use rootkeeper::tuf::model::{Envelope, Root};
+use signature::Verifier;
+
+/// Checks every root signature of `root.json` with `p256` directly: canonical bytes of
+/// `signed`, SHA-256, raw r‖s, against the key inside each certificate.
+fn root_signatures_valid(bytes: &[u8]) -> usize {
+    let env = Envelope::parse("root.json", bytes).unwrap();
+    let root: Root = env.typed("root.json").unwrap();
+    let message = env.signed_bytes().unwrap();
+    env.signatures
+        .iter()
+        .filter(|sig| {
+            let pem = String::from_utf8(B64.decode(&root.keys[&sig.keyid].keyval.public).unwrap())
+                .unwrap();
+            let der = B64
+                .decode(
+                    pem.lines()
+                        .filter(|l| !l.starts_with("-----"))
+                        .collect::<String>(),
+                )
+                .unwrap();
+            let prefix = [
+                0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+            ];
+            let at = der.windows(prefix.len()).position(|w| w == prefix).unwrap();
+            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&der[at..at + 91]).unwrap();
+            let s = p256::ecdsa::Signature::from_slice(&B64.decode(&sig.sig).unwrap()).unwrap();
+            vk.verify(&message, &s).is_ok()
+        })
+        .count()
+}
+
+fn notary_lists(server: &NotaryServer, hsm: &SoftHsm, gun: &str) {
+    let client = hsm
+        .path()
+        .join(format!("notary-client-{}", gun.replace('/', "_")));
+    let run = server.notary(&client, &["list", gun]);
+    assert_eq!(
+        run.code,
+        0,
+        "notary list {gun} failed:\n{}\n{}\nserver log:\n{}",
+        run.stdout,
+        run.stderr,
+        server.log()
+    );
+    assert!(run.stdout.contains("No targets"), "{}", run.stdout);
+    // The client wrote the root it trusted: ours, byte for byte.
+    let cached = std::fs::read(client.join("tuf").join(gun).join("metadata/root.json")).unwrap();
+    let exported = std::fs::read(
+        hsm.trust_dir()
+            .join("repos")
+            .join(gun)
+            .join("export/root.json"),
+    )
+    .unwrap();
+    assert_eq!(cached, exported);
+}
+
+#[test]
+fn two_of_three_root_signed_on_two_days_published_and_trusted() {
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start();
+    let roots = hsm.standard_keys();
+    let gun = "registry.example.com/admin/demo";
+    hsm.ok(&[
+        "server",
+        "timestamp-key",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+        "--out",
+        "ts.json",
+    ]);
+    hsm.ok(&[
+        "root",
+        "init",
+        "--gun",
+        gun,
+        "--root-key",
+        &roots[0],
+        "--root-key",
+        &roots[1],
+        "--root-key",
+        &roots[2],
+        "--threshold",
+        "2",
+        "--targets-key",
+        &hsm.key_uri("repo", "targets"),
+        "--snapshot-key",
+        &hsm.key_uri("repo", "snapshot"),
+        "--timestamp-key",
+        "ts.json",
+    ]);
+
+    // Day one: the first custodian signs.
+    let out = hsm.ok(&["root", "sign", "--gun", gun, "--key", &roots[0]]);
+    assert!(out.contains("1 of 2 signatures"), "{out}");
+    let status = hsm.ok_json(&["root", "status", "--gun", gun]);
+    let draft = &status["drafts"][0];
+    assert_eq!(draft["root"]["signed"].as_array().unwrap().len(), 1);
+    let missing: Vec<&str> = draft["root"]["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["uri"].as_str().unwrap())
+        .collect();
+    assert!(
+        missing.iter().any(|u| u.contains("token=root-b"))
+            && missing.iter().any(|u| u.contains("token=root-c")),
+        "{missing:?}"
+    );
+    assert_eq!(draft["ready"], false);
+
+    // Day two: the second custodian, and the release engineer with targets and snapshot keys.
+    let out = hsm.ok(&[
+        "root",
+        "sign",
+        "--gun",
+        gun,
+        "--key",
+        &roots[2],
+        "--key",
+        &hsm.key_uri("repo", "targets"),
+        "--key",
+        &hsm.key_uri("repo", "snapshot"),
+    ]);
+    assert!(
+        out.contains("snapshot") && out.contains("ready to export: yes"),
+        "{out}"
+    );
+
+    hsm.ok(&["root", "verify", "--gun", gun]);
+    hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
+    let root = std::fs::read(hsm.path().join("out/root.json")).unwrap();
+    assert_eq!(root_signatures_valid(&root), 2);
+    assert!(hsm.path().join("out/snapshot.json").exists());
+    assert!(
+        hsm.trust_dir()
+            .join("repos")
+            .join(gun)
+            .join("root/1.root.json")
+            .exists()
+    );
+
+    let out = hsm.ok(&[
+        "--yes",
+        "server",
+        "publish",
+        "out",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+    ]);
+    assert!(out.contains("byte for byte"), "{out}");
+    notary_lists(&server, &hsm, gun);
+
+    // The server serves a timestamp for the GUN, signed by the key root.json names.
+    let client = rootkeeper::server::TrustServer::new(&server.url, None).unwrap();
+    let ts = client
+        .get(gun, "timestamp.json")
+        .unwrap()
+        .expect("timestamp.json");
+    let root_doc: Root = Envelope::parse("root", &root)
+        .unwrap()
+        .typed("root")
+        .unwrap();
+    let ts_env = Envelope::parse("timestamp", &ts).unwrap();
+    assert_eq!(
+        rootkeeper::tuf::verify::valid_signers(
+            "timestamp",
+            &ts_env,
+            &root_doc.keys,
+            &root_doc.roles["timestamp"]
+        )
+        .unwrap()
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn server_managed_snapshot() {
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start();
+    hsm.token("root-a");
+    hsm.token("repo");
+    let root = hsm.key("root-a", "root", "root");
+    let targets = hsm.key("repo", "targets", "targets");
+    let gun = "example.com/team/server-snap";
+    hsm.ok(&[
+        "server",
+        "timestamp-key",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+        "--out",
+        "ts.json",
+    ]);
+    hsm.ok(&[
+        "server",
+        "snapshot-key",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+        "--out",
+        "snap.json",
+    ]);
+    hsm.ok(&[
+        "root",
+        "init",
+        "--gun",
+        gun,
+        "--root-key",
+        &root,
+        "--targets-key",
+        &targets,
+        "--server-snapshot",
+        "--server-snapshot-key",
+        "snap.json",
+        "--timestamp-key",
+        "ts.json",
+    ]);
+    let out = hsm.ok(&[
+        "root", "sign", "--gun", gun, "--key", &root, "--key", &targets,
+    ]);
+    assert!(
+        out.contains("snapshot: server-managed") && out.contains("ready to export: yes"),
+        "{out}"
+    );
+    hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
+    assert!(!hsm.path().join("out/snapshot.json").exists());
+    hsm.ok(&[
+        "--yes",
+        "server",
+        "publish",
+        "out",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+    ]);
+    notary_lists(&server, &hsm, gun);
+}
+
+#[test]
+fn three_guns_in_one_command_with_one_login_per_token() {
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start();
+    let roots = hsm.standard_keys();
+    let guns = [
+        "example.com/fleet/api",
+        "example.com/fleet/web",
+        "example.com/fleet/worker",
+    ];
+    std::fs::write(
+        hsm.path().join("guns.txt"),
+        format!("# the fleet\n{}\n\n{}\n", guns[1], guns[2]),
+    )
+    .unwrap();
+    let gun_args = ["--gun", guns[0], "--gun-file", "guns.txt"];
+    let with = |cmd: &[&str], extra: &[&str]| -> Vec<String> {
+        cmd.iter()
+            .chain(gun_args.iter())
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>| hsm.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let r = run(with(
+        &["server", "timestamp-key", "--server", &server.url],
+        &["--out", "ts"],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        hsm.path()
+            .join("ts")
+            .join(guns[2])
+            .join("timestamp.key.json")
+            .exists()
+    );
+    let r = run(with(
+        &["-v", "root", "init"],
+        &[
+            "--root-key",
+            &roots[0],
+            "--root-key",
+            &roots[1],
+            "--root-key",
+            &roots[2],
+            "--threshold",
+            "2",
+            "--targets-key",
+            &hsm.key_uri("repo", "targets"),
+            "--snapshot-key",
+            &hsm.key_uri("repo", "snapshot"),
+            "--timestamp-key",
+            "ts",
+        ],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for token in ["root-a", "root-b", "root-c"] {
+        assert_eq!(
+            r.stderr
+                .matches(&format!("logged in to token `{token}`"))
+                .count(),
+            1,
+            "{}",
+            r.stderr
+        );
+    }
+    let r = run(with(
+        &["-v", "root", "sign"],
+        &[
+            "--key",
+            &roots[0],
+            "--key",
+            &roots[1],
+            "--key",
+            &hsm.key_uri("repo", "targets"),
+            "--key",
+            &hsm.key_uri("repo", "snapshot"),
+        ],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("logged in to token `repo`").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stdout.matches("ready to export: yes").count(),
+        3,
+        "{}",
+        r.stdout
+    );
+    let r = run(with(&["root", "export"], &["--out", "out"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // One certificate per GUN per key: the three roots share keys but not certificates.
+    let mut cert_ids = std::collections::BTreeSet::new();
+    for gun in guns {
+        let root: Root = Envelope::parse(
+            "root",
+            &std::fs::read(hsm.path().join("out").join(gun).join("root.json")).unwrap(),
+        )
+        .unwrap()
+        .typed("root")
+        .unwrap();
+        cert_ids.extend(root.roles["root"].keyids.clone());
+    }
+    assert_eq!(cert_ids.len(), 9);
+    let r = run(with(
+        &["--yes", "server", "publish", "out", "--server", &server.url],
+        &[],
+    ));
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, server.log());
+    for gun in guns {
+        notary_lists(&server, &hsm, gun);
+    }
+}
