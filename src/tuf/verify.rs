@@ -218,6 +218,20 @@ pub fn verify_root(
     passed.push("key-ids");
 
     let root_role = &root.roles["root"];
+    let valid = valid_signers(file, &envelope, &root.keys, root_role)?;
+    if (valid.len() as u64) < root_role.threshold {
+        return Err(rule(
+            file,
+            "root-threshold",
+            format!(
+                "{} of {} required root signatures",
+                valid.len(),
+                root_role.threshold
+            ),
+        ));
+    }
+    passed.push("root-threshold");
+
     let mut cert_not_after = None;
     let mut names = BTreeSet::new();
     for id in &root_role.keyids {
@@ -341,19 +355,6 @@ pub fn verify_root(
     }
     passed.push("distinct-role-keys");
 
-    let valid = valid_signers(file, &envelope, &root.keys, root_role)?;
-    if (valid.len() as u64) < root_role.threshold {
-        return Err(rule(
-            file,
-            "root-threshold",
-            format!(
-                "{} of {} required root signatures",
-                valid.len(),
-                root_role.threshold
-            ),
-        ));
-    }
-    passed.push("root-threshold");
 
     match previous {
         Some(prev_bytes) => {
