@@ -6,7 +6,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
+use signature::Verifier;
 
 /// A file or folder under `hsm-tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -30,6 +34,44 @@ pub fn rootkeeper_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Borrows a list of owned arguments as `&str`s.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The P-256 key inside a base64 PEM certificate (an `ecdsa-x509` key's `keyval.public`), found
+/// without rootkeeper's code: by the 91-byte P-256 SubjectPublicKeyInfo it must contain.
+pub fn p256_key_of_cert(public_b64: &str) -> p256::ecdsa::VerifyingKey {
+    let pem = String::from_utf8(B64.decode(public_b64).unwrap()).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = B64.decode(body).unwrap();
+    let prefix = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    ];
+    let at = der
+        .windows(prefix.len())
+        .position(|w| w == prefix)
+        .expect("a P-256 key");
+    p256::ecdsa::VerifyingKey::from_public_key_der(&der[at..at + 91]).unwrap()
+}
+
+/// How many signatures of a root.json verify with `p256` directly: SHA-256 over the canonical
+/// `signed` bytes, raw r‖s, each against the key inside its certificate.
+pub fn root_signatures_valid(root_json: &[u8]) -> usize {
+    use rootkeeper::tuf::model::{Envelope, Root};
+    let env = Envelope::parse("root.json", root_json).unwrap();
+    let root: Root = env.typed("root.json").unwrap();
+    let message = env.signed_bytes().unwrap();
+    env.signatures
+        .iter()
+        .filter(|sig| {
+            let vk = p256_key_of_cert(&root.keys[&sig.keyid].keyval.public);
+            let raw = B64.decode(&sig.sig).unwrap();
+            p256::ecdsa::Signature::from_slice(&raw).is_ok_and(|s| vk.verify(&message, &s).is_ok())
+        })
+        .count()
 }
 
 /// The user PIN every test token gets (a throwaway test PIN).
@@ -183,6 +225,29 @@ impl SoftHsm {
         self.key_uri(token, label)
     }
 
+    /// `root init` arguments (without `--gun`) for a 2-of-3 root over `roots`, with the `repo`
+    /// token's targets and snapshot keys and the timestamp key file or folder `timestamp_key`.
+    pub fn init_2_of_3(&self, roots: &[String], timestamp_key: &str) -> Vec<String> {
+        let mut args: Vec<String> = vec!["root".into(), "init".into()];
+        for root in roots {
+            args.extend(["--root-key".into(), root.clone()]);
+        }
+        args.extend(
+            [
+                "--threshold",
+                "2",
+                "--targets-key",
+                &self.key_uri("repo", "targets"),
+                "--snapshot-key",
+                &self.key_uri("repo", "snapshot"),
+                "--timestamp-key",
+                timestamp_key,
+            ]
+            .map(String::from),
+        );
+        args
+    }
+
     /// Three root tokens (`root-a/b/c` with key `root`) and a `repo` token with `targets` and
     /// `snapshot` keys. Returns the root key URIs.
     pub fn standard_keys(&self) -> Vec<String> {
@@ -216,8 +281,22 @@ fn free_port() -> u16 {
 }
 
 impl NotaryServer {
-    /// Starts a server with research/notary-samples/start-notary-server.sh.
+    /// Starts a server with research/notary-samples/start-notary-server.sh, over plain HTTP.
     pub fn start() -> NotaryServer {
+        Self::launch(false)
+    }
+
+    /// Starts a server over TLS with a fresh self-signed certificate ([`NotaryServer::ca_file`]).
+    pub fn start_tls() -> NotaryServer {
+        Self::launch(true)
+    }
+
+    /// The TLS certificate to trust (servers from [`NotaryServer::start_tls`]).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn launch(tls: bool) -> NotaryServer {
         let script = fixture("notary-0.7-samples/start-notary-server.sh");
         for _ in 0..5 {
             let dir = tempfile::Builder::new()
@@ -225,12 +304,12 @@ impl NotaryServer {
                 .tempdir()
                 .unwrap();
             let port = free_port();
-            let out = Command::new("bash")
-                .arg(&script)
-                .arg(port.to_string())
-                .arg(dir.path())
-                .output()
-                .expect("start notary-server");
+            let mut cmd = Command::new("bash");
+            cmd.arg(&script).arg(port.to_string()).arg(dir.path());
+            if tls {
+                cmd.arg("--tls");
+            }
+            let out = cmd.output().expect("start notary-server");
             if out.status.success() {
                 let text = String::from_utf8_lossy(&out.stdout);
                 let url = text
@@ -254,7 +333,11 @@ impl NotaryServer {
 
     /// Runs the real `notary` client with a fresh trust directory under `client_dir`.
     pub fn notary(&self, client_dir: &Path, args: &[&str]) -> Run {
-        let output = Command::new("notary")
+        let mut command = Command::new("notary");
+        if self.url.starts_with("https") {
+            command.arg("--tlscacert").arg(self.ca_file());
+        }
+        let output = command
             .arg("-s")
             .arg(&self.url)
             .arg("-d")

@@ -1,41 +1,8 @@
 //! End to end: keys made in SoftHSM, a k-of-n root signed by custodians in separate runs,
 //! exported, published to a real notary-server, and trusted by the real `notary` client.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use hsm_tests::{NotaryServer, SoftHsm};
-use p256::pkcs8::DecodePublicKey;
+use hsm_tests::{NotaryServer, SoftHsm, root_signatures_valid, strs};
 use rootkeeper::tuf::model::{Envelope, Root};
-use signature::Verifier;
-
-/// Checks every root signature of `root.json` with `p256` directly: canonical bytes of
-/// `signed`, SHA-256, raw r‖s, against the key inside each certificate.
-fn root_signatures_valid(bytes: &[u8]) -> usize {
-    let env = Envelope::parse("root.json", bytes).unwrap();
-    let root: Root = env.typed("root.json").unwrap();
-    let message = env.signed_bytes().unwrap();
-    env.signatures
-        .iter()
-        .filter(|sig| {
-            let pem = String::from_utf8(B64.decode(&root.keys[&sig.keyid].keyval.public).unwrap())
-                .unwrap();
-            let der = B64
-                .decode(
-                    pem.lines()
-                        .filter(|l| !l.starts_with("-----"))
-                        .collect::<String>(),
-                )
-                .unwrap();
-            let prefix = [
-                0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
-            ];
-            let at = der.windows(prefix.len()).position(|w| w == prefix).unwrap();
-            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&der[at..at + 91]).unwrap();
-            let s = p256::ecdsa::Signature::from_slice(&B64.decode(&sig.sig).unwrap()).unwrap();
-            vk.verify(&message, &s).is_ok()
-        })
-        .count()
-}
 
 fn notary_lists(server: &NotaryServer, hsm: &SoftHsm, gun: &str) {
     let client = hsm
@@ -79,26 +46,9 @@ fn two_of_three_root_signed_on_two_days_published_and_trusted() {
         "--out",
         "ts.json",
     ]);
-    hsm.ok(&[
-        "root",
-        "init",
-        "--gun",
-        gun,
-        "--root-key",
-        &roots[0],
-        "--root-key",
-        &roots[1],
-        "--root-key",
-        &roots[2],
-        "--threshold",
-        "2",
-        "--targets-key",
-        &hsm.key_uri("repo", "targets"),
-        "--snapshot-key",
-        &hsm.key_uri("repo", "snapshot"),
-        "--timestamp-key",
-        "ts.json",
-    ]);
+    let mut init = hsm.init_2_of_3(&roots, "ts.json");
+    init.extend(["--gun".into(), gun.into()]);
+    hsm.ok(&strs(&init));
 
     // Day one: the first custodian signs.
     let out = hsm.ok(&["root", "sign", "--gun", gun, "--key", &roots[0]]);
@@ -290,25 +240,10 @@ fn three_guns_in_one_command_with_one_login_per_token() {
             .join("timestamp.key.json")
             .exists()
     );
-    let r = run(with(
-        &["-v", "root", "init"],
-        &[
-            "--root-key",
-            &roots[0],
-            "--root-key",
-            &roots[1],
-            "--root-key",
-            &roots[2],
-            "--threshold",
-            "2",
-            "--targets-key",
-            &hsm.key_uri("repo", "targets"),
-            "--snapshot-key",
-            &hsm.key_uri("repo", "snapshot"),
-            "--timestamp-key",
-            "ts",
-        ],
-    ));
+    let mut init = vec!["-v".to_string()];
+    init.extend(hsm.init_2_of_3(&roots, "ts"));
+    init.extend(gun_args.iter().map(|s| s.to_string()));
+    let r = run(init);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for token in ["root-a", "root-b", "root-c"] {
         assert_eq!(
@@ -369,4 +304,137 @@ fn three_guns_in_one_command_with_one_login_per_token() {
     for gun in guns {
         notary_lists(&server, &hsm, gun);
     }
+}
+
+#[test]
+fn publish_over_tls_needs_the_ca_and_shows_the_servers_refusal() {
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start_tls();
+    assert!(server.url.starts_with("https://"));
+    hsm.token("root-a");
+    hsm.token("repo");
+    let root = hsm.key("root-a", "root", "root");
+    let targets = hsm.key("repo", "targets", "targets");
+    let snapshot = hsm.key("repo", "snapshot", "snapshot");
+    let ca = server.ca_file();
+    let ca = ca.to_str().unwrap();
+
+    // Without the CA the server's certificate is unknown: a clear refusal, not "offline".
+    let err = hsm.fails(
+        1,
+        &[
+            "server",
+            "timestamp-key",
+            "--server",
+            &server.url,
+            "--gun",
+            "example.com/tls/app",
+            "--out",
+            "ts.json",
+        ],
+    );
+    assert!(
+        err.contains("cannot reach trust server")
+            && err.contains("hint: check --server and, for https with a private CA, --ca FILE"),
+        "{err}"
+    );
+
+    let init = |gun: &str, ts: &str| {
+        hsm.ok(&[
+            "root",
+            "init",
+            "--gun",
+            gun,
+            "--root-key",
+            &root,
+            "--targets-key",
+            &targets,
+            "--snapshot-key",
+            &snapshot,
+            "--timestamp-key",
+            ts,
+        ]);
+        hsm.ok(&[
+            "root", "sign", "--gun", gun, "--key", &root, "--key", &targets, "--key", &snapshot,
+        ]);
+        hsm.ok(&["root", "export", "--gun", gun, "--out", gun]);
+    };
+    let gun = "example.com/tls/app";
+    hsm.ok(&[
+        "server",
+        "timestamp-key",
+        "--server",
+        &server.url,
+        "--ca",
+        ca,
+        "--gun",
+        gun,
+        "--out",
+        "ts.json",
+    ]);
+    init(gun, "ts.json");
+    hsm.ok(&[
+        "--yes",
+        "server",
+        "publish",
+        gun,
+        "--server",
+        &server.url,
+        "--ca",
+        ca,
+        "--gun",
+        gun,
+    ]);
+    notary_lists(&server, &hsm, gun);
+
+    // A root naming a timestamp key the server does not hold: the server refuses, and says why.
+    let foreign = "example.com/tls/foreign";
+    std::fs::copy(
+        hsm_tests::fixture("notary-0.7-samples/timestamp.key.json"),
+        hsm.path().join("foreign-ts.json"),
+    )
+    .unwrap();
+    init(foreign, "foreign-ts.json");
+    let err = hsm.fails(
+        1,
+        &[
+            "--yes",
+            "server",
+            "publish",
+            foreign,
+            "--server",
+            &server.url,
+            "--ca",
+            ca,
+            "--gun",
+            foreign,
+        ],
+    );
+    assert!(
+        err.contains("answered 400") && err.contains("INVALID_UPDATE"),
+        "{err}"
+    );
+    assert!(
+        err.lines().count() == 2 && err.contains("hint: the server's message says what it refused"),
+        "{err}"
+    );
+    // Without confirmation and without a terminal, nothing is published.
+    let err = hsm.fails(
+        1,
+        &[
+            "server",
+            "publish",
+            gun,
+            "--server",
+            &server.url,
+            "--ca",
+            ca,
+            "--gun",
+            gun,
+        ],
+    );
+    assert!(
+        err.contains("needs a confirmation") && err.contains("--yes"),
+        "{err}"
+    );
 }
