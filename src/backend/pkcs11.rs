@@ -298,6 +298,19 @@ impl Module {
                     self.path.display()
                 ))
             })?;
+        let info = self
+            .ctx
+            .get_token_info(free)
+            .map_err(ck("C_GetTokenInfo", "the free slot"))?;
+        let (min, max) = (info.min_pin_length(), info.max_pin_length());
+        for (what, pin) in [("SO PIN", so_pin), ("user PIN", user_pin)] {
+            let len = pin.expose().len();
+            if len < min || len > max {
+                return Err(Error::Invalid(format!(
+                    "the {what} has {len} characters; this token takes {min} to {max}"
+                )));
+            }
+        }
         let so = AuthPin::from(so_pin.expose().to_owned());
         self.ctx
             .init_token(free, &so, label)

@@ -272,7 +272,11 @@ fn status_text(text: &mut String, s: &DraftStatus) {
     for m in &s.root.signed {
         let _ = writeln!(text, "    signed   {}  {}", verify::short(&m.keyid), m.uri);
     }
-    let label = if s.root.complete() { "unsigned (not needed)" } else { "missing " };
+    let label = if s.root.complete() {
+        "unsigned (not needed)"
+    } else {
+        "missing "
+    };
     for m in &s.root.missing {
         let _ = writeln!(text, "    {label} {}  {}", verify::short(&m.keyid), m.uri);
     }
