@@ -17,7 +17,7 @@ use crate::backend::pkcs11::{KeyObject, TokenInfo};
 use crate::error::{Error, Result};
 use crate::keyuri::KeyUri;
 use crate::signer::Signer;
-use crate::trustdir::{self, InventoryKey, RepoDir, TrustDir};
+use crate::trustdir::{self, Batch, InventoryKey, RepoDir, TrustDir};
 use crate::tuf::model::{self, Envelope, PublicKey, Role, Root, UtcTime};
 use crate::tuf::notary::{self, DEFAULT_ROOT_DAYS, DEFAULT_TARGETS_DAYS};
 use crate::tuf::verify::{self, RepoFiles, Verified};
@@ -205,10 +205,10 @@ fn load_draft(repo: &RepoDir) -> Result<Draft> {
     })
 }
 
-fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Invalid(e.to_string()))?;
     bytes.push(b'\n');
-    trustdir::write_atomic(path, &bytes)
+    Ok(bytes)
 }
 
 /// Makes the draft root (and initial targets) for every GUN in `req`. Root keys sign their
@@ -393,12 +393,16 @@ pub fn init(
             draft,
         ));
     }
+    let mut batch = Batch::new();
+    for (repo, root, targets, draft) in &drafts {
+        batch.write(repo.pending("root.json"), root.to_bytes()?);
+        batch.write(repo.pending("targets.json"), targets.to_bytes()?);
+        batch.write(repo.pending("draft.json"), json_bytes(draft)?);
+        batch.remove(repo.pending("snapshot.json"));
+    }
+    batch.commit()?;
     dir.save_inventory(&inventory)?;
-    for (repo, root, targets, draft) in drafts {
-        repo.discard_pending()?;
-        trustdir::write_atomic(&repo.pending("root.json"), &root.to_bytes()?)?;
-        trustdir::write_atomic(&repo.pending("targets.json"), &targets.to_bytes()?)?;
-        save_json(&repo.pending("draft.json"), &draft)?;
+    for (repo, ..) in &drafts {
         statuses.push(draft_status(repo)?);
     }
     Ok(statuses)
@@ -410,9 +414,10 @@ fn role_status(
     root: &Root,
     role: &str,
     draft: &Draft,
+    checked: &BTreeSet<String>,
 ) -> Result<RoleStatus> {
     let spec = &root.roles[role];
-    let valid = verify::valid_signers(file, env, &root.keys, spec)?;
+    let valid = verify::valid_signers_trusting(file, env, &root.keys, spec, checked)?;
     let (signed, missing) = draft
         .signers
         .iter()
@@ -432,12 +437,32 @@ pub fn draft_status(repo: &RepoDir) -> Result<DraftStatus> {
     let root_env = load_envelope(&repo.pending("root.json"))?;
     let root: Root = root_env.typed("root.json")?;
     let targets_env = load_envelope(&repo.pending("targets.json"))?;
-    let root_status = role_status("root.json", &root_env, &root, "root", &draft)?;
-    let targets_status = role_status("targets.json", &targets_env, &root, "targets", &draft)?;
-    let snapshot_path = repo.pending("snapshot.json");
+    let snapshot_signed = repo.pending("snapshot.json").exists();
+    status_of(
+        &draft,
+        &root,
+        &root_env,
+        &targets_env,
+        snapshot_signed,
+        &BTreeSet::new(),
+    )
+}
+
+/// The state of a draft from its documents in memory (signatures are verified).
+/// `checked` names signatures made and checked by this process, which are not checked again.
+fn status_of(
+    draft: &Draft,
+    root: &Root,
+    root_env: &Envelope,
+    targets_env: &Envelope,
+    snapshot_signed: bool,
+    checked: &BTreeSet<String>,
+) -> Result<DraftStatus> {
+    let root_status = role_status("root.json", root_env, root, "root", draft, checked)?;
+    let targets_status = role_status("targets.json", targets_env, root, "targets", draft, checked)?;
     let snapshot = if draft.server_snapshot {
         "server-managed".to_string()
-    } else if snapshot_path.exists() {
+    } else if snapshot_signed {
         "signed".to_string()
     } else if !root_status.complete() {
         "waits for the root threshold".to_string()
@@ -448,7 +473,7 @@ pub fn draft_status(repo: &RepoDir) -> Result<DraftStatus> {
     };
     let ready = root_status.complete()
         && targets_status.complete()
-        && (draft.server_snapshot || snapshot_path.exists());
+        && (draft.server_snapshot || snapshot_signed);
     Ok(DraftStatus {
         gun: draft.gun.clone(),
         version: root.version,
@@ -499,6 +524,7 @@ pub fn sign(
     };
 
     let mut outcomes = Vec::new();
+    let mut batch = Batch::new();
     for (repo, draft) in &drafts {
         let mut signed = Vec::new();
         let mut notes = Vec::new();
@@ -506,6 +532,7 @@ pub fn sign(
         let root: Root = root_env.typed("root.json")?;
         let mut targets_env = load_envelope(&repo.pending("targets.json"))?;
         let mut changed = false;
+        let mut checked = BTreeSet::new();
         for role in ["root", "targets"] {
             for s in draft.signers.iter().filter(|s| s.role == role) {
                 let Some(signer) = find(&s.key_id) else {
@@ -524,39 +551,46 @@ pub fn sign(
                     continue;
                 }
                 notary::add_signature(env, signer, &s.keyid)?;
+                checked.insert(s.keyid.clone());
                 signed.push(format!("{role} by {}", verify::short(&s.keyid)));
                 changed = true;
             }
         }
+        let snapshot_path = repo.pending("snapshot.json");
+        let mut snapshot_signed = snapshot_path.exists();
         if changed {
-            trustdir::write_atomic(&repo.pending("root.json"), &root_env.to_bytes()?)?;
-            trustdir::write_atomic(&repo.pending("targets.json"), &targets_env.to_bytes()?)?;
-            let stale = repo.pending("snapshot.json");
-            if stale.exists() {
-                std::fs::remove_file(&stale).map_err(|source| Error::Write {
-                    path: stale.clone(),
-                    source,
-                })?;
+            batch.write(repo.pending("root.json"), root_env.to_bytes()?);
+            batch.write(repo.pending("targets.json"), targets_env.to_bytes()?);
+            if snapshot_signed {
+                batch.remove(snapshot_path.clone());
+                snapshot_signed = false;
                 notes.push(
                     "the snapshot covered the old root/targets bytes and must be signed again"
                         .into(),
                 );
             }
         }
+        let mut status = status_of(
+            draft,
+            &root,
+            &root_env,
+            &targets_env,
+            snapshot_signed,
+            &checked,
+        )?;
         if let Some(s) = draft.signers.iter().find(|s| s.role == "snapshot")
             && let Some(signer) = find(&s.key_id)
         {
-            let status = draft_status(repo)?;
-            if status.snapshot == "signed" {
+            if snapshot_signed {
                 notes.push("the snapshot is already signed".into());
             } else if !status.root.complete() || !status.targets.complete() {
                 notes.push(format!(
-                        "snapshot not signed yet: root has {} of {} signatures, targets {} of {}; sign the snapshot after them",
-                        status.root.signed.len(),
-                        status.root.threshold,
-                        status.targets.signed.len(),
-                        status.targets.threshold
-                    ));
+                    "snapshot not signed yet: root has {} of {} signatures, targets {} of {}; sign the snapshot after them",
+                    status.root.signed.len(),
+                    status.root.threshold,
+                    status.targets.signed.len(),
+                    status.targets.threshold
+                ));
             } else {
                 let expires = UtcTime::parse(&draft.snapshot_expires)?;
                 let doc = notary::new_snapshot(
@@ -567,17 +601,20 @@ pub fn sign(
                 );
                 let mut env = Envelope::new(&doc)?;
                 notary::add_signature(&mut env, signer, &s.keyid)?;
-                trustdir::write_atomic(&repo.pending("snapshot.json"), &env.to_bytes()?)?;
+                batch.write(snapshot_path, env.to_bytes()?);
                 signed.push("snapshot".into());
+                status.snapshot = "signed".into();
+                status.ready = true;
             }
         }
         outcomes.push(SignOutcome {
             gun: repo.gun().to_owned(),
             signed,
             notes,
-            status: draft_status(repo)?,
+            status,
         });
     }
+    batch.commit()?;
     Ok(outcomes)
 }
 
@@ -619,42 +656,33 @@ fn pending_files(repo: &RepoDir) -> Result<PendingFiles> {
 /// Applies every client rule to a GUN's draft.
 pub fn verify_draft(repo: &RepoDir, now: UtcTime) -> Result<Verified> {
     let draft = load_draft(repo)?;
-    let PendingFiles {
-        root,
-        targets,
-        snapshot,
-    } = pending_files(repo)?;
-    let version = Envelope::parse("root.json", &root)?
+    verify_pending(repo, &draft, &pending_files(repo)?, now)
+}
+
+fn verify_pending(
+    repo: &RepoDir,
+    draft: &Draft,
+    files: &PendingFiles,
+    now: UtcTime,
+) -> Result<Verified> {
+    let version = Envelope::parse("root.json", &files.root)?
         .typed::<Root>("root.json")?
         .version;
-    if snapshot.is_none() && !draft.server_snapshot {
-        // Check root and targets first, so the operator hears about the first broken rule.
-        verify::verify_repo(
-            RepoFiles {
-                root: &root,
-                targets: Some(&targets),
-                snapshot: None,
-            },
-            Some(repo.gun()),
-            previous_root(repo, version)?.as_deref(),
-            now,
-        )?;
+    let previous = previous_root(repo, version)?;
+    let repo_files = RepoFiles {
+        root: &files.root,
+        targets: Some(&files.targets),
+        snapshot: files.snapshot.as_deref(),
+    };
+    let verified = verify::verify_repo(repo_files, Some(repo.gun()), previous.as_deref(), now)?;
+    if files.snapshot.is_none() && !draft.server_snapshot {
         return Err(Error::Rule {
             file: "snapshot.json".into(),
             rule: "snapshot-threshold",
             detail: "the snapshot is not signed yet".into(),
         });
     }
-    verify::verify_repo(
-        RepoFiles {
-            root: &root,
-            targets: Some(&targets),
-            snapshot: snapshot.as_deref(),
-        },
-        Some(repo.gun()),
-        previous_root(repo, version)?.as_deref(),
-        now,
-    )
+    Ok(verified)
 }
 
 /// Verifies every GUN's draft, then writes root.json, targets.json and (unless the server
@@ -666,58 +694,53 @@ pub fn export(
     out: &Path,
     now: UtcTime,
 ) -> Result<Vec<ExportOutcome>> {
-    let mut checked = Vec::new();
+    let mut batch = Batch::new();
+    let mut outcomes = Vec::new();
     for gun in guns {
         let repo = dir.repo(gun)?;
-        let verified = verify_draft(&repo, now)?;
-        let PendingFiles {
-            root,
-            targets,
-            snapshot,
-        } = pending_files(&repo)?;
+        let mut draft = load_draft(&repo)?;
+        let files = pending_files(&repo)?;
+        let verified = verify_pending(&repo, &draft, &files, now)?;
         let kept = repo.root_version(verified.root_version);
-        if kept.exists() && trustdir::read(&kept)? != root {
+        if kept.exists() && trustdir::read(&kept)? != files.root {
             return Err(Error::Exists(format!(
                 "{gun} already has a different root version {}; a new root needs a new version",
                 verified.root_version
             )));
         }
-        checked.push((repo, verified, root, targets, snapshot));
-    }
-    let mut outcomes = Vec::new();
-    for (repo, verified, root, targets, snapshot) in checked {
         let target = if guns.len() == 1 {
             out.to_owned()
         } else {
             out.join(repo.gun())
         };
-        let mut files = vec![("root.json", root.clone()), ("targets.json", targets)];
-        if let Some(s) = snapshot {
-            files.push(("snapshot.json", s));
-        }
-        for (name, bytes) in &files {
-            trustdir::write_atomic(&target.join(name), bytes)?;
-            trustdir::write_atomic(&repo.export_dir().join(name), bytes)?;
-        }
-        if files.len() == 2 {
-            let stale = repo.export_dir().join("snapshot.json");
-            if stale.exists() {
-                std::fs::remove_file(&stale).map_err(|source| Error::Write {
-                    path: stale.clone(),
-                    source,
-                })?;
+        batch.write(kept, files.root.clone());
+        let mut names = Vec::new();
+        for (name, bytes) in [
+            ("root.json", Some(files.root)),
+            ("targets.json", Some(files.targets)),
+            ("snapshot.json", files.snapshot),
+        ] {
+            match bytes {
+                Some(bytes) => {
+                    batch.write(target.join(name), bytes.clone());
+                    batch.write(repo.export_dir().join(name), bytes);
+                    names.push(name.to_string());
+                }
+                None => {
+                    batch.remove(target.join(name));
+                    batch.remove(repo.export_dir().join(name));
+                }
             }
         }
-        trustdir::write_atomic(&repo.root_version(verified.root_version), &root)?;
-        let mut draft = load_draft(&repo)?;
         draft.exported = Some(now.to_go_string());
-        save_json(&repo.pending("draft.json"), &draft)?;
+        batch.write(repo.pending("draft.json"), json_bytes(&draft)?);
         outcomes.push(ExportOutcome {
             gun: repo.gun().to_owned(),
             dir: target,
-            files: files.iter().map(|(n, _)| n.to_string()).collect(),
+            files: names,
             verified,
         });
     }
+    batch.commit()?;
     Ok(outcomes)
 }
