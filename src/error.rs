@@ -197,6 +197,66 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No YubiKey matches a URI.
+    #[error("no YubiKey matches {uri}; YubiKeys present: {present}")]
+    YubiKeyNotFound {
+        /// The URI (without sources).
+        uri: String,
+        /// The YubiKeys present, with their URIs (and ignored virtual readers).
+        present: String,
+    },
+    /// A URI without a serial, and more than one YubiKey present.
+    #[error("{uri} names no serial and more than one YubiKey is present: {present}")]
+    YubiKeyAmbiguous {
+        /// The URI (without sources).
+        uri: String,
+        /// The YubiKeys present, with their URIs.
+        present: String,
+    },
+    /// A PIV operation on a YubiKey failed.
+    #[error("{device}: {operation} failed: {reason}")]
+    Piv {
+        /// The YubiKey, e.g. "YubiKey serial 12345678".
+        device: String,
+        /// What was attempted.
+        operation: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A PIV PIN or PUK is blocked.
+    #[error("the {what} of {device} is blocked (no retries left); nothing was tried")]
+    PivBlocked {
+        /// `PIN` or `PUK`.
+        what: String,
+        /// The YubiKey.
+        device: String,
+    },
+    /// A PIV slot already holds a key.
+    #[error("slot {slot} of {device} already holds a key ({detail})")]
+    SlotInUse {
+        /// The slot, e.g. `9c`.
+        slot: String,
+        /// The YubiKey.
+        device: String,
+        /// What is there.
+        detail: String,
+    },
+    /// The management key is unavailable or wrong.
+    #[error("management key of {device}: {reason}")]
+    ManagementKey {
+        /// The YubiKey.
+        device: String,
+        /// Why.
+        reason: String,
+    },
+    /// A PIV attestation could not be read or does not verify.
+    #[error("attestation of {what}: {reason}")]
+    Attestation {
+        /// The key (URI).
+        what: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -222,6 +282,14 @@ impl Error {
             Error::Server { status, .. } if *status == 401 => "the server wants a token; this version speaks to servers without auth or behind a proxy that authenticates".into(),
             Error::Server { .. } => "the server's message says what it refused; nothing on the server changed unless it answered 200".into(),
             Error::Http { .. } => "check --server and, for https with a private CA, --ca FILE".into(),
+            Error::YubiKeyNotFound { .. } => "plug the YubiKey in and copy its URI from `rootkeeper token list`; virtual readers (\"Virtual PCD\") are ignored unless ROOTKEEPER_ALLOW_VIRTUAL_READERS=1".into(),
+            Error::YubiKeyAmbiguous { .. } => "add serial=N to the URI (`rootkeeper token list` prints each YubiKey's URI), or unplug the others".into(),
+            Error::Piv { .. } => "`rootkeeper token list` shows the YubiKey's state; `ykman piv info` gives a second opinion".into(),
+            Error::PivBlocked { what, .. } if what == "PIN" => "unblock the PIN with the PUK (`ykman piv access unblock-pin`); with the PUK blocked too, only a PIV reset (which destroys the keys) helps".into(),
+            Error::PivBlocked { .. } => "a blocked PUK cannot be unblocked; the PIN still works while it has retries, a PIV reset destroys the keys".into(),
+            Error::SlotInUse { .. } => "choose another slot, or pass --force to destroy the key that is there (it cannot be recovered)".into(),
+            Error::ManagementKey { .. } => "give management-key-source=file:PATH (hex) in the URI, store it PIN-protected with `rootkeeper token setup`, or run in a terminal to be asked".into(),
+            Error::Attestation { .. } => "a key that fails attestation may have been imported or the device may not be genuine; do not use it as a hardware root key until this is understood".into(),
             _ => return None,
         })
     }

@@ -1,5 +1,8 @@
 //! Key URIs: the one way users name a token or a key.
 //!
+//! Two schemes: `pkcs11:` (RFC 7512, below) and `yubikey:` (a YubiKey's PIV applet, see
+//! [`YubiKeyUri`]).
+//!
 //! Grammar (RFC 7512, `pkcs11:`):
 //!
 //! ```text
@@ -24,6 +27,8 @@ use crate::error::{Error, Result};
 pub enum KeyUri {
     /// A PKCS#11 token or key (RFC 7512).
     Pkcs11(Pkcs11Uri),
+    /// A YubiKey, or a PIV slot on one.
+    YubiKey(YubiKeyUri),
 }
 
 impl FromStr for KeyUri {
@@ -32,9 +37,12 @@ impl FromStr for KeyUri {
         if s.starts_with("pkcs11:") {
             return Ok(KeyUri::Pkcs11(s.parse()?));
         }
+        if s.starts_with("yubikey:") {
+            return Ok(KeyUri::YubiKey(s.parse()?));
+        }
         Err(Error::KeyUri {
             uri: s.into(),
-            reason: "the scheme must be pkcs11:".into(),
+            reason: "the scheme must be pkcs11: or yubikey:".into(),
         })
     }
 }
@@ -43,6 +51,7 @@ impl fmt::Display for KeyUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyUri::Pkcs11(uri) => uri.fmt(f),
+            KeyUri::YubiKey(uri) => uri.fmt(f),
         }
     }
 }
@@ -318,6 +327,213 @@ impl fmt::Display for Pkcs11Uri {
     }
 }
 
+/// A PIV key slot that can hold a signing key: `9a`, `9c`, `9d`, `9e` or a retired slot
+/// `82`..`95`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PivSlot(u8);
+
+impl PivSlot {
+    /// Every key slot, in the order `token list` shows them.
+    pub fn all() -> impl Iterator<Item = PivSlot> {
+        [0x9a, 0x9c, 0x9d, 0x9e]
+            .into_iter()
+            .chain(0x82..=0x95)
+            .map(PivSlot)
+    }
+
+    /// The slot with this number, if it is a key slot.
+    pub fn new(id: u8) -> Option<PivSlot> {
+        matches!(id, 0x9a | 0x9c | 0x9d | 0x9e | 0x82..=0x95).then_some(PivSlot(id))
+    }
+
+    /// The slot number (e.g. `0x9c`).
+    pub fn id(self) -> u8 {
+        self.0
+    }
+}
+
+impl fmt::Display for PivSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02x}", self.0)
+    }
+}
+
+impl FromStr for PivSlot {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad_slot = || Error::KeyUri {
+            uri: s.into(),
+            reason: format!("`{s}` is not a PIV key slot (9a, 9c, 9d, 9e, 82 to 95)"),
+        };
+        let hex = s.strip_prefix("0x").unwrap_or(s);
+        if hex.len() != 2 {
+            return Err(bad_slot());
+        }
+        let id = u8::from_str_radix(hex, 16).map_err(|_| bad_slot())?;
+        PivSlot::new(id).ok_or_else(bad_slot)
+    }
+}
+
+/// A YubiKey (PIV applet), or a key slot on one:
+///
+/// ```text
+/// yubikey:serial=12345678;slot=9c?pin-source=file:/run/pin&management-key-source=file:/run/mgm
+/// ```
+///
+/// Path attributes: `serial` (decimal; without it, exactly one YubiKey must be present) and
+/// `slot`. Query attributes: `pin-source` and `management-key-source` (`file:PATH`, absolute;
+/// the management key file holds hex). `pin-value` and a management key value are refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct YubiKeyUri {
+    /// The YubiKey's serial number.
+    pub serial: Option<u32>,
+    /// The PIV slot.
+    pub slot: Option<PivSlot>,
+    /// File holding the PIN.
+    pub pin_source: Option<PathBuf>,
+    /// File holding the management key (hex).
+    pub management_key_source: Option<PathBuf>,
+}
+
+impl YubiKeyUri {
+    /// True when the URI names a key (a slot), not just a YubiKey.
+    pub fn names_key(&self) -> bool {
+        self.slot.is_some()
+    }
+
+    /// The same URI without the slot: it names the YubiKey only.
+    pub fn token_only(&self) -> YubiKeyUri {
+        YubiKeyUri {
+            slot: None,
+            ..self.clone()
+        }
+    }
+
+    /// The URI without `pin-source` and `management-key-source`, for the inventory.
+    pub fn without_sources(&self) -> YubiKeyUri {
+        YubiKeyUri {
+            serial: self.serial,
+            slot: self.slot,
+            pin_source: None,
+            management_key_source: None,
+        }
+    }
+}
+
+impl FromStr for YubiKeyUri {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let rest = s
+            .strip_prefix("yubikey:")
+            .ok_or_else(|| bad(s, "must start with yubikey:"))?;
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let mut uri = YubiKeyUri::default();
+        let mut seen = Vec::new();
+        let attributes = path
+            .split(';')
+            .filter(|a| !a.is_empty())
+            .map(|a| (a, true))
+            .chain(
+                query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .filter(|a| !a.is_empty())
+                    .map(|a| (a, false)),
+            );
+        for (attribute, in_path) in attributes {
+            let (name, value) = attribute
+                .split_once('=')
+                .ok_or_else(|| bad(s, format!("`{attribute}` is not name=value")))?;
+            if name == "pin-value" {
+                return Err(Error::PinValueInUri);
+            }
+            if matches!(name, "management-key" | "management-key-value") {
+                return Err(bad(
+                    s,
+                    "a management key inside the URI leaks into shell history and `ps`; use management-key-source=file:PATH",
+                ));
+            }
+            if seen.contains(&name) {
+                return Err(bad(s, format!("`{name}` appears twice")));
+            }
+            seen.push(name);
+            let value = pct_decode_str(s, value)?;
+            match (name, in_path) {
+                ("serial", true) => {
+                    uri.serial = Some(value.parse().map_err(|_| {
+                        bad(s, "serial must be the YubiKey's decimal serial number")
+                    })?)
+                }
+                ("slot", true) => {
+                    uri.slot = Some(value.parse().map_err(|_| {
+                        bad(
+                            s,
+                            format!(
+                                "slot={value} is not a PIV key slot (9a, 9c, 9d, 9e, 82 to 95)"
+                            ),
+                        )
+                    })?)
+                }
+                ("pin-source", false) => uri.pin_source = Some(pin_source_path(s, &value)?),
+                ("management-key-source", false) => {
+                    uri.management_key_source =
+                        Some(pin_source_path(s, &value).map_err(|_| {
+                            bad(s, "management-key-source must be file:/absolute/path")
+                        })?)
+                }
+                (name, true) => {
+                    return Err(bad(
+                        s,
+                        format!("unknown path attribute `{name}` (known: serial, slot)"),
+                    ));
+                }
+                (name, false) => {
+                    return Err(bad(
+                        s,
+                        format!(
+                            "unknown query attribute `{name}` (known: pin-source, management-key-source)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(uri)
+    }
+}
+
+impl fmt::Display for YubiKeyUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut path = Vec::new();
+        if let Some(serial) = self.serial {
+            path.push(format!("serial={serial}"));
+        }
+        if let Some(slot) = self.slot {
+            path.push(format!("slot={slot}"));
+        }
+        let mut query = Vec::new();
+        for (name, value) in [
+            ("pin-source", &self.pin_source),
+            ("management-key-source", &self.management_key_source),
+        ] {
+            if let Some(p) = value {
+                query.push(format!(
+                    "{name}=file:{}",
+                    pct_encode(p.to_string_lossy().as_bytes(), b"/")
+                ));
+            }
+        }
+        write!(f, "yubikey:{}", path.join(";"))?;
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +607,102 @@ mod tests {
             ("pkcs11:token=t?pin-source=relative", "absolute"),
             ("pkcs11:token", "not name=value"),
             ("yubi:serial=1", "scheme"),
+        ] {
+            let err = text.parse::<KeyUri>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn yubikey_uri_parses_and_prints() {
+        let text = "yubikey:serial=12345678;slot=9c?pin-source=file:/run/pin&management-key-source=file:/run/mgm";
+        let uri: KeyUri = text.parse().unwrap();
+        let KeyUri::YubiKey(yk) = &uri else {
+            panic!("not a yubikey URI")
+        };
+        assert_eq!(yk.serial, Some(12345678));
+        assert_eq!(yk.slot.map(PivSlot::id), Some(0x9c));
+        assert_eq!(
+            yk.pin_source.as_deref(),
+            Some(std::path::Path::new("/run/pin"))
+        );
+        assert_eq!(
+            yk.management_key_source.as_deref(),
+            Some(std::path::Path::new("/run/mgm"))
+        );
+        assert!(yk.names_key());
+        assert_eq!(uri.to_string(), text);
+        assert_eq!(
+            yk.without_sources().to_string(),
+            "yubikey:serial=12345678;slot=9c"
+        );
+        assert_eq!(
+            yk.token_only().without_sources().to_string(),
+            "yubikey:serial=12345678"
+        );
+    }
+
+    #[test]
+    fn yubikey_print_then_parse_is_identity() {
+        for text in [
+            "yubikey:",
+            "yubikey:serial=1",
+            "yubikey:slot=9a",
+            "yubikey:serial=4294967295;slot=95",
+            "yubikey:slot=82?pin-source=file:/a%20b/pin",
+            "yubikey:serial=7?management-key-source=file:/run/mgm",
+        ] {
+            let uri: YubiKeyUri = text.parse().unwrap();
+            let printed = uri.to_string();
+            assert_eq!(printed, text);
+            assert_eq!(printed.parse::<YubiKeyUri>().unwrap(), uri);
+        }
+        // Upper-case slots are accepted and printed in lower case.
+        let uri: YubiKeyUri = "yubikey:slot=9C".parse().unwrap();
+        assert_eq!(uri.to_string(), "yubikey:slot=9c");
+    }
+
+    #[test]
+    fn yubikey_slots() {
+        let slots: Vec<String> = PivSlot::all().map(|s| s.to_string()).collect();
+        assert_eq!(slots.len(), 24);
+        assert_eq!(&slots[..5], ["9a", "9c", "9d", "9e", "82"]);
+        assert_eq!(slots.last().unwrap(), "95");
+        for bad_slot in ["9b", "f9", "80", "81", "96", "7f", "9", "09c", "zz"] {
+            assert!(
+                format!("yubikey:slot={bad_slot}")
+                    .parse::<YubiKeyUri>()
+                    .is_err(),
+                "{bad_slot}"
+            );
+        }
+    }
+
+    #[test]
+    fn yubikey_secrets_are_refused() {
+        let err = "yubikey:serial=1?pin-value=123456"
+            .parse::<KeyUri>()
+            .unwrap_err();
+        assert!(matches!(err, Error::PinValueInUri));
+        assert!(!err.to_string().contains("123456"));
+        let err = "yubikey:serial=1?management-key=010203"
+            .parse::<KeyUri>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("management-key-source"), "{err}");
+    }
+
+    #[test]
+    fn yubikey_mistakes_are_named() {
+        for (text, needle) in [
+            ("yubikey:serial=abc", "decimal serial"),
+            ("yubikey:serial=1;serial=2", "appears twice"),
+            ("yubikey:slot=9b", "not a PIV key slot"),
+            ("yubikey:reader=x", "unknown path attribute `reader`"),
+            ("yubikey:serial=1?module-path=/x", "unknown query attribute"),
+            ("yubikey:serial=1?pin-source=pin", "absolute"),
+            ("yubikey:serial=1?management-key-source=mgm", "absolute"),
+            ("yubikey:serial", "not name=value"),
         ] {
             let err = text.parse::<KeyUri>().unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

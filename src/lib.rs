@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod attest;
 pub mod backend;
 pub mod error;
 pub mod keyuri;

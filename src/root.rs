@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Keyring;
-use crate::backend::pkcs11::{KeyObject, TokenInfo};
+use crate::backend::{KeyDescription, Keyring};
 use crate::error::{Error, Result};
 use crate::keyuri::KeyUri;
 use crate::signer::Signer;
@@ -151,35 +150,29 @@ pub struct ExportOutcome {
     pub verified: Verified,
 }
 
-fn inventory_entry(
-    key: &KeyObject,
-    token: &TokenInfo,
-    role: Option<&str>,
-    now: UtcTime,
-) -> Result<InventoryKey> {
+fn inventory_entry(key: &KeyDescription, role: Option<&str>, now: UtcTime) -> Result<InventoryKey> {
     let public = notary::ecdsa_key(&key.public_key)?;
     Ok(InventoryKey {
-        uri: key.uri(token).to_string(),
+        uri: key.uri.clone(),
         label: key.label.clone(),
         role: role.map(str::to_owned),
         algorithm: "ecdsa-p256".into(),
         key_id: notary::key_id(&public),
         public_key: public.keyval.public,
-        token_label: token.label.clone(),
-        token_serial: token.serial.clone(),
+        token_label: key.token_label.clone(),
+        token_serial: key.token_serial.clone(),
         created: now.to_go_string(),
     })
 }
 
-/// Records a key generated on a token in the inventory.
+/// Records a key generated on a token (PKCS#11 or YubiKey) in the inventory.
 pub fn record_key(
     dir: &TrustDir,
-    key: &KeyObject,
-    token: &TokenInfo,
+    key: &KeyDescription,
     role: Option<&str>,
     now: UtcTime,
 ) -> Result<InventoryKey> {
-    let entry = inventory_entry(key, token, role, now)?;
+    let entry = inventory_entry(key, role, now)?;
     let mut inventory = dir.inventory()?;
     inventory.upsert(entry.clone());
     dir.save_inventory(&inventory)?;
@@ -270,8 +263,8 @@ pub fn init(
     let mut inventory = dir.inventory()?;
     let mut resolve =
         |uri: &KeyUri, role: &str, keyring: &mut Keyring<'_>| -> Result<(PublicKey, String)> {
-            let (key, token) = keyring.public_key(uri)?;
-            let entry = inventory_entry(&key, &token, Some(role), req.now)?;
+            let key = keyring.public_key(uri)?;
+            let entry = inventory_entry(&key, Some(role), req.now)?;
             let public = notary::ecdsa_key(&key.public_key)?;
             let uri = entry.uri.clone();
             if inventory.by_key_id(&entry.key_id).is_none() {

@@ -133,6 +133,11 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Usage(message.into()))
 }
 
+/// Tells the operator to touch a YubiKey, on stderr.
+fn touch_notice(message: &str) {
+    eprintln!("{message}");
+}
+
 /// Prints an error (and its hint) and picks the exit code.
 pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
     let hint = err.chain().find_map(|e| {
@@ -207,6 +212,9 @@ fn take_env_pin() -> Option<Pin> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Output> {
+    // YubiKey signers outlive the prompter; they announce touches through this hook, on stderr,
+    // before each operation that needs one.
+    rootkeeper::backend::piv::set_touch_notice_hook(touch_notice);
     let ctx = Ctx {
         dir: cli.dir,
         verbose: cli.verbose,

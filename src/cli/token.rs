@@ -1,11 +1,15 @@
-//! `rootkeeper token list` and `rootkeeper token init`.
+//! `rootkeeper token list`, `rootkeeper token init` (soft tokens) and `rootkeeper token setup`
+//! (YubiKeys).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use rootkeeper::backend::Keyring;
+use rootkeeper::backend::piv::{self, DeviceInfo};
 use rootkeeper::backend::pkcs11::{self, Module};
+use rootkeeper::keyuri::KeyUri;
 use rootkeeper::secret::Pin;
 use rootkeeper::tuf::notary;
 use serde_json::json;
@@ -14,7 +18,7 @@ use super::{Ctx, Hinted, Output};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// List every token with its URI, serial, label and PIN state, and the keys on it.
+    /// List every token and YubiKey with its URI, serial, PIN state, and the keys on it.
     List {
         /// PKCS#11 module (default: ROOTKEEPER_PKCS11_MODULE, then SoftHSM).
         #[arg(long, value_name = "PATH")]
@@ -32,11 +36,54 @@ pub enum TokenCommand {
         #[arg(long, value_name = "FILE")]
         so_pin_file: Option<PathBuf>,
     },
+    /// Replace a YubiKey's factory PIN, PUK and management key in one step (the new
+    /// management key is random and stored PIN-protected on the card). Tells which factory
+    /// values are still set without trying any of them.
+    Setup {
+        /// The YubiKey, e.g. yubikey:serial=12345678.
+        #[arg(long, value_name = "URI")]
+        token: String,
+        /// Only report which factory values are still set; change nothing.
+        #[arg(long)]
+        check: bool,
+        /// File holding the new PIN (6 to 8 characters; else a prompt).
+        #[arg(long, value_name = "FILE")]
+        new_pin_file: Option<PathBuf>,
+        /// File holding the new PUK (6 to 8 characters; else a prompt).
+        #[arg(long, value_name = "FILE")]
+        new_puk_file: Option<PathBuf>,
+        /// File holding the current PUK, when it is no longer the factory one and should
+        /// change too.
+        #[arg(long, value_name = "FILE")]
+        current_puk_file: Option<PathBuf>,
+        /// Also write the new management key (hex) to this new file, mode 0600, e.g. on a
+        /// backup medium. Without it the key exists only PIN-protected on the card.
+        #[arg(long, value_name = "FILE")]
+        management_key_out: Option<PathBuf>,
+    },
 }
 
 pub fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<Output> {
     match cmd {
-        TokenCommand::List { module } => list(module),
+        TokenCommand::List { module } => list(ctx, module),
+        TokenCommand::Setup {
+            token,
+            check,
+            new_pin_file,
+            new_puk_file,
+            current_puk_file,
+            management_key_out,
+        } => setup(
+            ctx,
+            &super::key_uri(&token)?,
+            check,
+            SetupFiles {
+                new_pin: new_pin_file,
+                new_puk: new_puk_file,
+                current_puk: current_puk_file,
+                management_key_out,
+            },
+        ),
         TokenCommand::Init {
             module,
             label,
@@ -50,10 +97,60 @@ fn load(module: Option<PathBuf>) -> anyhow::Result<Module> {
     Ok(Module::load(&path)?)
 }
 
-fn list(module: Option<PathBuf>) -> anyhow::Result<Output> {
-    let module = load(module)?;
+fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
+    let explicit = module.is_some();
     let mut text = String::new();
     let mut tokens = Vec::new();
+    let mut module_path = None;
+    match load(module) {
+        Ok(module) => {
+            module_path = Some(module.path().to_owned());
+            list_pkcs11(&module, &mut text, &mut tokens)?;
+        }
+        // Without --module, a missing SoftHSM must not hide the YubiKeys.
+        Err(e) if !explicit => {
+            let _ = writeln!(text, "no PKCS#11 module: {e:#}");
+        }
+        Err(e) => return Err(e),
+    }
+    let mut yubikeys = Vec::new();
+    match piv::list() {
+        Ok((devices, ignored)) => {
+            for device in &devices {
+                yubikey_text(&mut text, device);
+                yubikeys.push(super::json(device));
+            }
+            if devices.is_empty() {
+                text.push_str(
+                    "no YubiKeys
+",
+                );
+            }
+            if !ignored.is_empty() {
+                let _ = writeln!(
+                    text,
+                    "ignored virtual readers (set {}=1 only in tests): {}",
+                    piv::ALLOW_VIRTUAL_ENV,
+                    ignored.join(", ")
+                );
+            }
+        }
+        Err(e) => {
+            ctx.note(&format!("not looking at YubiKeys: {e}"));
+            let _ = writeln!(text, "YubiKeys not listed: {e}");
+        }
+    }
+    Ok(Output::new(
+        text,
+        json!({"module": module_path, "tokens": tokens, "yubikeys": yubikeys}),
+    ))
+}
+
+fn list_pkcs11(
+    module: &Module,
+    text: &mut String,
+    tokens: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
     for token in module.tokens()? {
         let keys = module.public_keys(&token)?;
         let _ = writeln!(
@@ -83,10 +180,77 @@ fn list(module: Option<PathBuf>) -> anyhow::Result<Output> {
     if tokens.is_empty() {
         let _ = writeln!(text, "no initialised tokens in {}", module.path().display());
     }
-    Ok(Output::new(
+    Ok(())
+}
+
+fn retries(state: Option<piv::RetryState>) -> String {
+    match state {
+        Some(s) => {
+            let total = s.total.map(|t| format!(" of {t}")).unwrap_or_default();
+            let factory = match s.factory_default {
+                Some(true) => ", FACTORY DEFAULT",
+                _ => "",
+            };
+            format!("{}{total} retries left{factory}", s.remaining)
+        }
+        None => "unknown".into(),
+    }
+}
+
+fn yubikey_text(text: &mut String, d: &DeviceInfo) {
+    let _ = writeln!(
         text,
-        json!({"module": module.path(), "tokens": tokens}),
-    ))
+        "YubiKey  serial {}  firmware {}  reader \"{}\"",
+        d.serial, d.firmware, d.reader
+    );
+    let _ = writeln!(text, "  uri: {}", d.uri);
+    let _ = writeln!(text, "  PIN: {}", retries(d.pin));
+    if d.puk.is_some() {
+        let _ = writeln!(text, "  PUK: {}", retries(d.puk));
+    }
+    let mgm = match (&d.management_key_algorithm, d.management_key_default) {
+        (Some(alg), Some(true)) => format!("{alg}, FACTORY DEFAULT"),
+        (Some(alg), _) if d.management_key_protected => format!("{alg}, PIN-protected"),
+        (Some(alg), _) => alg.clone(),
+        (None, _) if d.management_key_protected => "PIN-protected".into(),
+        (None, _) => "unknown (firmware before 5.3)".into(),
+    };
+    let _ = writeln!(text, "  management key: {mgm}");
+    let factory = d.factory_values();
+    if !factory.is_empty() {
+        let _ = writeln!(
+            text,
+            "  warning: factory {} still set; run `rootkeeper token setup --token {}`",
+            factory.join(", "),
+            d.uri
+        );
+    }
+    if let Some(note) = d.firmware.advisory() {
+        let _ = writeln!(text, "  warning: {note}");
+    }
+    for slot in &d.slots {
+        let policy = match (slot.pin_policy, slot.touch_policy) {
+            (Some(p), Some(t)) => format!("  PIN {}  touch {}", p.as_str(), t.as_str()),
+            _ => String::new(),
+        };
+        let key_id = slot
+            .public_key
+            .as_ref()
+            .and_then(|k| notary::ecdsa_key(k).ok())
+            .map(|k| format!("  key ID {}", &notary::key_id(&k)[..16]))
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "  slot {} `{}`  {}{policy}{key_id}",
+            slot.slot,
+            slot.display_label(),
+            slot.algorithm
+        );
+        let _ = writeln!(text, "    uri: {}", slot.uri);
+    }
+    if d.slots.is_empty() {
+        text.push_str("  no keys\n");
+    }
 }
 
 fn secret_from(
@@ -151,4 +315,191 @@ fn init(
         ),
         json!({"label": token.label, "serial": token.serial, "uri": token.uri().to_string()}),
     ))
+}
+
+struct SetupFiles {
+    new_pin: Option<PathBuf>,
+    new_puk: Option<PathBuf>,
+    current_puk: Option<PathBuf>,
+    management_key_out: Option<PathBuf>,
+}
+
+fn new_secret(
+    ctx: &Ctx,
+    file: Option<&std::path::Path>,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<Pin> {
+    if let Some(path) = file {
+        return Ok(Pin::from_file(path)?);
+    }
+    ctx.prompter.new_secret(what)?.ok_or_else(|| {
+        Hinted::new(
+            format!("no {what}: no {flag} and no terminal to ask on"),
+            format!("give it in a file with {flag} (never on the command line)"),
+        )
+        .into()
+    })
+}
+
+fn setup(ctx: &Ctx, token: &KeyUri, check: bool, files: SetupFiles) -> anyhow::Result<Output> {
+    let KeyUri::YubiKey(uri) = token else {
+        return Err(super::usage(
+            "token setup is for YubiKeys: --token yubikey:serial=N (`rootkeeper token list` shows them)",
+        ));
+    };
+    if uri.names_key() {
+        return Err(super::usage(
+            "--token names a slot; token setup takes the YubiKey only (yubikey:serial=N)",
+        ));
+    }
+    let pins = ctx.pins();
+    let mut keyring = Keyring::new(&pins);
+    let device = keyring.yubikey(uri)?;
+    let info = device.info()?;
+    let factory = info.factory_values();
+    let mut text = String::new();
+    let name = device.describe();
+    let unknown = info.management_key_default.is_none();
+    if unknown {
+        let _ = writeln!(
+            text,
+            "{name} (firmware {}) cannot say whether it still has factory values (GET METADATA needs firmware 5.3)",
+            info.firmware
+        );
+    } else if factory.is_empty() {
+        let _ = writeln!(
+            text,
+            "{name}: PIN, PUK and management key are not the factory values"
+        );
+    } else {
+        let _ = writeln!(text, "{name} still has the factory {}", factory.join(", "));
+    }
+    let report = |text: String, changed: Vec<&str>, factory: &[&str]| {
+        Output::new(
+            text,
+            json!({
+                "serial": info.serial, "firmware": info.firmware, "uri": info.uri,
+                "factory_values": factory, "changed": changed,
+            }),
+        )
+    };
+    if check || (factory.is_empty() && !unknown && files.current_puk.is_none()) {
+        return Ok(report(text, Vec::new(), &factory));
+    }
+    if unknown {
+        anyhow::bail!(Hinted::new(
+            format!(
+                "{name} has firmware {} without metadata; token setup cannot tell what to replace",
+                info.firmware
+            ),
+            "use `ykman piv access change-pin`, `change-puk` and `change-management-key --protect` on this device",
+        ));
+    }
+    let pin_factory = factory.contains(&"PIN");
+    let puk_factory = factory.contains(&"PUK");
+    let mgm_factory = factory.contains(&"management key");
+    let change_puk = puk_factory || files.current_puk.is_some();
+    // Collect the new secrets before touching the card.
+    let new_pin = if pin_factory {
+        Some(new_secret(
+            ctx,
+            files.new_pin.as_deref(),
+            "new YubiKey PIN",
+            "--new-pin-file",
+        )?)
+    } else {
+        None
+    };
+    let current_puk = match &files.current_puk {
+        Some(path) => Some(Pin::from_file(path)?),
+        None => None,
+    };
+    let new_puk = if change_puk {
+        Some(new_secret(
+            ctx,
+            files.new_puk.as_deref(),
+            "new YubiKey PUK",
+            "--new-puk-file",
+        )?)
+    } else {
+        None
+    };
+    if let (Some(pin), Some(puk)) = (&new_pin, &new_puk)
+        && pin.expose() == puk.expose()
+    {
+        anyhow::bail!(Hinted::new(
+            "the new PIN and the new PUK are the same",
+            "the PUK unblocks a forgotten PIN; keep them different and store the PUK apart",
+        ));
+    }
+    if let Some(path) = &files.management_key_out
+        && path.exists()
+    {
+        return Err(super::usage(format!(
+            "--management-key-out {} exists; give a new file",
+            path.display()
+        )));
+    }
+    ctx.prompter.confirm(&format!(
+        "Replace the factory {} of {name}?",
+        factory.join(", ")
+    ))?;
+    let mut changed = Vec::new();
+    if pin_factory {
+        device.login_factory(&pins)?;
+    } else if mgm_factory {
+        // The new management key is stored PIN-protected: that needs the (changed) PIN.
+        keyring.yubikey_login(uri)?;
+    }
+    if mgm_factory {
+        device.authenticate_factory()?;
+        let key = device.set_random_protected_management_key()?;
+        if let Some(path) = &files.management_key_out {
+            write_secret_file(path, key.as_bytes())?;
+            let _ = writeln!(text, "wrote the new management key to {}", path.display());
+        }
+        changed.push("management key");
+        let _ = writeln!(
+            text,
+            "management key: replaced by a random {} key, stored PIN-protected on the card",
+            if (info.firmware.major, info.firmware.minor) >= (5, 7) {
+                "AES-192"
+            } else {
+                "3DES"
+            }
+        );
+    }
+    if let Some(new_puk) = &new_puk {
+        device.change_puk(current_puk.as_ref(), new_puk, &pins)?;
+        changed.push("PUK");
+        text.push_str("PUK: changed\n");
+    }
+    if let Some(new_pin) = &new_pin {
+        device.change_pin(new_pin)?;
+        changed.push("PIN");
+        text.push_str("PIN: changed\n");
+    }
+    let after = device.info()?.factory_values();
+    if after.is_empty() {
+        let _ = writeln!(text, "{name} has no factory values left");
+    } else {
+        let _ = writeln!(text, "{name} still has the factory {}", after.join(", "));
+    }
+    Ok(report(text, changed, &factory))
+}
+
+fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
 }
