@@ -189,41 +189,72 @@ fn pin_source_path(uri: &str, value: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// One `name=value` attribute of a URI, still percent-encoded; `in_path` tells the path part
+/// (`;`-separated) from the query (`&`-separated).
+struct Attribute<'a> {
+    name: &'a str,
+    value: &'a str,
+    in_path: bool,
+}
+
+/// Splits a URI of `scheme` into its attributes, refusing the shapes no key URI may have:
+/// a missing `=`, an attribute given twice, and secrets (`pin-value`, management keys).
+fn attributes<'a>(s: &'a str, scheme: &str) -> Result<Vec<Attribute<'a>>> {
+    let rest = s
+        .strip_prefix(scheme)
+        .ok_or_else(|| bad(s, format!("must start with {scheme}")))?;
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let parts = path
+        .split(';')
+        .filter(|a| !a.is_empty())
+        .map(|a| (a, true))
+        .chain(
+            query
+                .into_iter()
+                .flat_map(|q| q.split('&'))
+                .filter(|a| !a.is_empty())
+                .map(|a| (a, false)),
+        );
+    let mut out: Vec<Attribute<'a>> = Vec::new();
+    for (attribute, in_path) in parts {
+        let (name, value) = attribute
+            .split_once('=')
+            .ok_or_else(|| bad(s, format!("`{attribute}` is not name=value")))?;
+        if name == "pin-value" {
+            return Err(Error::PinValueInUri);
+        }
+        if matches!(name, "management-key" | "management-key-value") {
+            return Err(bad(
+                s,
+                "a management key inside the URI leaks into shell history and `ps`; use management-key-source=file:PATH",
+            ));
+        }
+        if out.iter().any(|a| a.name == name) {
+            return Err(bad(s, format!("`{name}` appears twice")));
+        }
+        out.push(Attribute {
+            name,
+            value,
+            in_path,
+        });
+    }
+    Ok(out)
+}
+
 impl FromStr for Pkcs11Uri {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let rest = s
-            .strip_prefix("pkcs11:")
-            .ok_or_else(|| bad(s, "must start with pkcs11:"))?;
-        let (path, query) = match rest.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (rest, None),
-        };
         let mut uri = Pkcs11Uri::default();
-        let mut seen = Vec::new();
-        let attributes = path
-            .split(';')
-            .filter(|a| !a.is_empty())
-            .map(|a| (a, true))
-            .chain(
-                query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .filter(|a| !a.is_empty())
-                    .map(|a| (a, false)),
-            );
-        for (attribute, in_path) in attributes {
-            let (name, value) = attribute
-                .split_once('=')
-                .ok_or_else(|| bad(s, format!("`{attribute}` is not name=value")))?;
-            if name == "pin-value" {
-                return Err(Error::PinValueInUri);
-            }
-            if seen.contains(&name) {
-                return Err(bad(s, format!("`{name}` appears twice")));
-            }
-            seen.push(name);
+        for Attribute {
+            name,
+            value,
+            in_path,
+        } in attributes(s, "pkcs11:")?
+        {
             match (name, in_path) {
                 ("token", true) => uri.token = Some(pct_decode_str(s, value)?),
                 ("manufacturer", true) => uri.manufacturer = Some(pct_decode_str(s, value)?),
@@ -424,43 +455,13 @@ impl FromStr for YubiKeyUri {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let rest = s
-            .strip_prefix("yubikey:")
-            .ok_or_else(|| bad(s, "must start with yubikey:"))?;
-        let (path, query) = match rest.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (rest, None),
-        };
         let mut uri = YubiKeyUri::default();
-        let mut seen = Vec::new();
-        let attributes = path
-            .split(';')
-            .filter(|a| !a.is_empty())
-            .map(|a| (a, true))
-            .chain(
-                query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .filter(|a| !a.is_empty())
-                    .map(|a| (a, false)),
-            );
-        for (attribute, in_path) in attributes {
-            let (name, value) = attribute
-                .split_once('=')
-                .ok_or_else(|| bad(s, format!("`{attribute}` is not name=value")))?;
-            if name == "pin-value" {
-                return Err(Error::PinValueInUri);
-            }
-            if matches!(name, "management-key" | "management-key-value") {
-                return Err(bad(
-                    s,
-                    "a management key inside the URI leaks into shell history and `ps`; use management-key-source=file:PATH",
-                ));
-            }
-            if seen.contains(&name) {
-                return Err(bad(s, format!("`{name}` appears twice")));
-            }
-            seen.push(name);
+        for Attribute {
+            name,
+            value,
+            in_path,
+        } in attributes(s, "yubikey:")?
+        {
             let value = pct_decode_str(s, value)?;
             match (name, in_path) {
                 ("serial", true) => {
