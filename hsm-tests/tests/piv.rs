@@ -562,3 +562,77 @@ fn virtual_readers_are_ignored_unless_allowed() {
     let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert!(json["yubikeys"].as_array().unwrap().is_empty(), "{json:#}");
 }
+
+#[test]
+fn management_key_from_a_file_and_a_wrong_one_refused() {
+    if skip("management_key_from_a_file_and_a_wrong_one_refused") {
+        return;
+    }
+    let _card = VirtualCard::attach(0, SERIAL, (5, 7, 1)).unwrap();
+    let hsm = SoftHsm::new();
+    let pin = write(hsm.path(), "pin", NEW_PIN);
+    let puk = write(hsm.path(), "puk", NEW_PUK);
+    let mgm = hsm.path().join("mgm.hex");
+    hsm.ok(&[
+        "--yes",
+        "token",
+        "setup",
+        "--token",
+        &format!("yubikey:serial={SERIAL}"),
+        "--new-pin-file",
+        pin.to_str().unwrap(),
+        "--new-puk-file",
+        puk.to_str().unwrap(),
+        "--management-key-out",
+        mgm.to_str().unwrap(),
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&mgm).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let key_hex = std::fs::read_to_string(&mgm).unwrap();
+    assert_eq!(key_hex.trim().len(), 48, "AES-192 in hex: {key_hex}");
+
+    // The key from the file (AES-192, firmware 5.7) authenticates a key generation.
+    let with_mgm = |slot: &str, file: &Path| {
+        format!(
+            "{}&management-key-source=file:{}",
+            yk_uri(SERIAL, slot, &pin),
+            file.display()
+        )
+    };
+    hsm.ok(&[
+        "key",
+        "generate",
+        "--token",
+        &with_mgm("82", &mgm),
+        "--label",
+        "from-file",
+    ]);
+
+    // A wrong management key is refused with a hint, and nothing is generated in the slot.
+    let wrong = write(hsm.path(), "wrong.hex", &"11".repeat(24));
+    let err = hsm.fails(
+        1,
+        &[
+            "key",
+            "generate",
+            "--token",
+            &with_mgm("83", &wrong),
+            "--label",
+            "wrong",
+        ],
+    );
+    assert!(err.contains("management key"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(
+        !err.contains(&"11".repeat(24)) && !err.contains(key_hex.trim()),
+        "no key material in errors: {err}"
+    );
+    let listed = hsm.ok(&["token", "list"]);
+    assert!(
+        listed.contains("slot=82") && !listed.contains("slot=83"),
+        "{listed}"
+    );
+}
