@@ -201,8 +201,8 @@ impl Ctx {
     }
 }
 
-/// Reads `ROOTKEEPER_PIN` into a zeroizing PIN and removes it from the environment, so child
-/// processes never inherit it.
+/// Reads `ROOTKEEPER_PIN` into a zeroizing PIN (rootkeeper starts no child processes that
+/// could inherit it).
 fn take_env_pin() -> Option<Pin> {
     let pin = std::env::var("ROOTKEEPER_PIN")
         .ok()
