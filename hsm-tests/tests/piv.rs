@@ -499,7 +499,8 @@ fn token_setup_detects_factory_values_without_trying_them() {
     let json = hsm.ok_json(&["token", "list"]);
     assert_eq!(yubikey(&json, SERIAL)["pin"]["remaining"], 3);
 
-    // Without a management key source, a factory card refuses key generation and says why.
+    // Without a management key source, a factory card refuses key generation and says why,
+    // before any PIN is asked for or tried.
     let pin_file = write(hsm.path(), "factory-pin", "123456");
     let err = hsm.fails(
         1,
@@ -513,6 +514,21 @@ fn token_setup_detects_factory_values_without_trying_them() {
         ],
     );
     assert!(err.contains("token setup"), "{err}");
+    let err = hsm.fails(
+        1,
+        &[
+            "key",
+            "generate",
+            "--token",
+            &format!("yubikey:serial={SERIAL};slot=9c"),
+            "--label",
+            "k",
+        ],
+    );
+    assert!(
+        err.contains("factory management key") && !err.contains("no PIN"),
+        "{err}"
+    );
 
     // Setup without a terminal and without new-PIN files refuses before changing anything.
     let err = hsm.fails(

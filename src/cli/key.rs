@@ -242,8 +242,10 @@ fn generate_yubikey(
             existing.display_label()
         ))?;
     }
-    keyring.yubikey_login(uri)?;
+    // The management key first: a card that still has the factory one is refused before
+    // anyone is asked for a PIN (a PIN-protected key logs in on the way).
     keyring.yubikey_admin(uri)?;
+    keyring.yubikey_login(uri)?;
     let info = device
         .generate(
             slot,
