@@ -72,33 +72,6 @@ pub struct TrustRoots {
     pub source: String,
 }
 
-/// Splits PEM text into DER certificates, ignoring text outside the blocks.
-pub fn pem_blocks(pem: &str) -> Result<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        match (&mut body, line) {
-            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
-            (Some(b), "-----END CERTIFICATE-----") => {
-                out.push(B64.decode(b.as_bytes()).map_err(|e| Error::Key {
-                    what: "PEM certificate".into(),
-                    reason: e.to_string(),
-                })?);
-                body = None;
-            }
-            (Some(b), l) => b.push_str(l),
-            (None, _) => {}
-        }
-    }
-    if body.is_some() {
-        return Err(Error::Key {
-            what: "PEM certificate".into(),
-            reason: "unterminated PEM block".into(),
-        });
-    }
-    Ok(out)
-}
-
 fn parse(der: &[u8], what: &str) -> Result<Certificate> {
     Certificate::from_der(der).map_err(|e| Error::Key {
         what: what.into(),
@@ -115,7 +88,7 @@ impl TrustRoots {
     /// Yubico's roots and intermediates, shipped in the binary.
     pub fn yubico() -> TrustRoots {
         let load = |pem: &str| -> Vec<Certificate> {
-            pem_blocks(pem)
+            crate::x509::pem_certificates_in_text(pem)
                 .expect("shipped PEM")
                 .iter()
                 .map(|der| parse(der, "shipped Yubico certificate").expect("shipped certificate"))
@@ -135,7 +108,7 @@ impl TrustRoots {
     pub fn from_pem(pem: &str, source: &str) -> Result<TrustRoots> {
         let mut anchors = Vec::new();
         let mut intermediates = Vec::new();
-        for der in pem_blocks(pem)? {
+        for der in crate::x509::pem_certificates_in_text(pem)? {
             let cert = parse(&der, source)?;
             if self_signed(&cert) {
                 anchors.push(cert);
@@ -379,7 +352,7 @@ mod tests {
             YUBICO_ATTESTATION_ROOT_1,
             YUBICO_INTERMEDIATES_B,
         ] {
-            for der in pem_blocks(pem).unwrap() {
+            for der in crate::x509::pem_certificates_in_text(pem).unwrap() {
                 all.push(parse(&der, "shipped").unwrap());
             }
         }

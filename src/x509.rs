@@ -236,34 +236,69 @@ pub fn cert_facts(der: &[u8]) -> Result<CertFacts> {
 }
 
 /// Splits a PEM bundle into DER certificates. Any block that is not a CERTIFICATE is an error,
-/// as in Notary's `ValidateRoot`.
+/// as in Notary's `ValidateRoot`, and so is a bundle with no certificate.
 pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
+    let certs = split_pem(pem, true)?;
+    if certs.is_empty() {
+        return Err(cert_error("PEM certificate bundle")(
+            "no certificate".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The DER certificates in PEM text, ignoring any text outside the certificate blocks (as in
+/// files of trust roots with comments).
+pub fn pem_certificates_in_text(pem: &str) -> Result<Vec<Vec<u8>>> {
+    split_pem(pem, false)
+}
+
+fn split_pem(pem: &str, strict: bool) -> Result<Vec<Vec<u8>>> {
     let err = cert_error("PEM certificate bundle");
     let mut out = Vec::new();
-    let mut lines = pem.lines();
-    while let Some(line) = lines.next() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if line != "-----BEGIN CERTIFICATE-----" {
-            return Err(err(format!("unexpected PEM line `{line}`")));
-        }
-        let mut body = String::new();
-        loop {
-            let next = lines
-                .next()
-                .ok_or_else(|| err("unterminated PEM block".into()))?
-                .trim();
-            if next == "-----END CERTIFICATE-----" {
-                break;
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        match (&mut body, line) {
+            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
+            (Some(b), "-----END CERTIFICATE-----") => {
+                out.push(B64.decode(b.as_bytes()).map_err(|e| err(e.to_string()))?);
+                body = None;
             }
-            body.push_str(next);
+            (Some(b), l) => b.push_str(l),
+            (None, "") => {}
+            (None, l) if strict => return Err(err(format!("unexpected PEM line `{l}`"))),
+            (None, _) => {}
         }
-        out.push(B64.decode(body).map_err(|e| err(e.to_string()))?);
     }
-    if out.is_empty() {
-        return Err(err("no certificate".into()));
+    if body.is_some() {
+        return Err(err("unterminated PEM block".into()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn notary_bundles_are_strict_root_files_may_carry_comments() {
+        assert_eq!(
+            pem_certificates(CERT).unwrap(),
+            vec![vec![0x30, 0x03, 0x02, 0x01, 0x01]]
+        );
+        let commented = format!("Yubico PIV Root CA\n{CERT}");
+        assert!(
+            pem_certificates(&commented)
+                .unwrap_err()
+                .to_string()
+                .contains("unexpected PEM line")
+        );
+        assert_eq!(pem_certificates_in_text(&commented).unwrap().len(), 1);
+        assert!(pem_certificates("").is_err());
+        assert!(pem_certificates_in_text("").unwrap().is_empty());
+        let cut = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n";
+        assert!(pem_certificates(cut).is_err() && pem_certificates_in_text(cut).is_err());
+    }
 }
