@@ -153,6 +153,12 @@ fn sync_filesystems(dirs: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// Where a server key file of `gun` lives under a folder of several: `DIR/<gun>/<role>.key.json`
+/// (`server timestamp-key|snapshot-key` write them, `root init` reads them).
+pub fn server_key_file(dir: &Path, gun: &str, role: &str) -> PathBuf {
+    dir.join(gun).join(format!("{role}.key.json"))
+}
+
 /// Reads a file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(read_error(path))
@@ -359,15 +365,6 @@ impl RepoDir {
     /// True when a draft is pending.
     pub fn has_pending(&self) -> bool {
         self.pending("root.json").exists()
-    }
-
-    /// Removes the pending draft.
-    pub fn discard_pending(&self) -> Result<()> {
-        let dir = self.path.join("pending");
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(write_error(&dir))?;
-        }
-        Ok(())
     }
 }
 

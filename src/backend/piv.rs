@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::Serialize;
-use x509_cert::der::{Decode, Encode};
+use x509_cert::der::Encode;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
@@ -1334,14 +1334,6 @@ impl Signer for PivSigner {
     fn describe(&self) -> String {
         self.uri.clone()
     }
-}
-
-/// Parses a DER certificate (helper for callers holding raw bytes).
-pub fn parse_certificate(der: &[u8]) -> Result<x509_cert::Certificate> {
-    x509_cert::Certificate::from_der(der).map_err(|e| Error::Key {
-        what: "certificate".into(),
-        reason: e.to_string(),
-    })
 }
 
 #[cfg(test)]

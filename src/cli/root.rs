@@ -318,7 +318,7 @@ fn server_keys(
     let mut keys = BTreeMap::new();
     for gun in guns {
         let file = if path.is_dir() {
-            path.join(gun).join(format!("{role}.key.json"))
+            trustdir::server_key_file(path, gun, role)
         } else {
             path.to_owned()
         };

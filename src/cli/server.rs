@@ -92,7 +92,7 @@ fn fetch_keys(
         let path = if guns.len() == 1 && !out.is_dir() {
             out.to_owned()
         } else {
-            out.join(gun).join(format!("{role}.key.json"))
+            trustdir::server_key_file(out, gun, role)
         };
         trustdir::write_atomic(&path, &bytes)?;
         let id = notary::key_id(&key);
