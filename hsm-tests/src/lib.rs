@@ -349,6 +349,37 @@ impl NotaryServer {
         Run::from(output)
     }
 
+    /// Asserts that the real `notary` client, with a fresh trust directory, trusts `gun` (no
+    /// targets yet) and cached exactly the root.json that `hsm`'s last export wrote.
+    pub fn assert_trusts(&self, hsm: &SoftHsm, gun: &str) {
+        let client = hsm
+            .path()
+            .join(format!("notary-client-{}", gun.replace('/', "_")));
+        let run = self.notary(&client, &["list", gun]);
+        assert_eq!(
+            run.code,
+            0,
+            "notary list {gun} failed:\n{}\n{}\nserver log:\n{}",
+            run.stdout,
+            run.stderr,
+            self.log()
+        );
+        assert!(run.stdout.contains("No targets"), "{}", run.stdout);
+        let cached =
+            std::fs::read(client.join("tuf").join(gun).join("metadata/root.json")).unwrap();
+        let exported = std::fs::read(
+            hsm.trust_dir()
+                .join("repos")
+                .join(gun)
+                .join("export/root.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            cached, exported,
+            "the client must cache the exported root byte for byte"
+        );
+    }
+
     /// The server's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("notary-server.log")).unwrap_or_default()

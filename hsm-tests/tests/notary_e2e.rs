@@ -4,32 +4,6 @@
 use hsm_tests::{NotaryServer, SoftHsm, root_signatures_valid, strs};
 use rootkeeper::tuf::model::{Envelope, Root};
 
-fn notary_lists(server: &NotaryServer, hsm: &SoftHsm, gun: &str) {
-    let client = hsm
-        .path()
-        .join(format!("notary-client-{}", gun.replace('/', "_")));
-    let run = server.notary(&client, &["list", gun]);
-    assert_eq!(
-        run.code,
-        0,
-        "notary list {gun} failed:\n{}\n{}\nserver log:\n{}",
-        run.stdout,
-        run.stderr,
-        server.log()
-    );
-    assert!(run.stdout.contains("No targets"), "{}", run.stdout);
-    // The client wrote the root it trusted: ours, byte for byte.
-    let cached = std::fs::read(client.join("tuf").join(gun).join("metadata/root.json")).unwrap();
-    let exported = std::fs::read(
-        hsm.trust_dir()
-            .join("repos")
-            .join(gun)
-            .join("export/root.json"),
-    )
-    .unwrap();
-    assert_eq!(cached, exported);
-}
-
 #[test]
 fn two_of_three_root_signed_on_two_days_published_and_trusted() {
     let hsm = SoftHsm::new();
@@ -111,7 +85,7 @@ fn two_of_three_root_signed_on_two_days_published_and_trusted() {
         gun,
     ]);
     assert!(out.contains("byte for byte"), "{out}");
-    notary_lists(&server, &hsm, gun);
+    server.assert_trusts(&hsm, gun);
 
     // The server serves a timestamp for the GUN, signed by the key root.json names.
     let client = rootkeeper::server::TrustServer::new(&server.url, None).unwrap();
@@ -200,7 +174,7 @@ fn server_managed_snapshot() {
         "--gun",
         gun,
     ]);
-    notary_lists(&server, &hsm, gun);
+    server.assert_trusts(&hsm, gun);
 }
 
 #[test]
@@ -302,7 +276,7 @@ fn three_guns_in_one_command_with_one_login_per_token() {
     ));
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, server.log());
     for gun in guns {
-        notary_lists(&server, &hsm, gun);
+        server.assert_trusts(&hsm, gun);
     }
 }
 
@@ -385,7 +359,7 @@ fn publish_over_tls_needs_the_ca_and_shows_the_servers_refusal() {
         "--gun",
         gun,
     ]);
-    notary_lists(&server, &hsm, gun);
+    server.assert_trusts(&hsm, gun);
 
     // A root naming a timestamp key the server does not hold: the server refuses, and says why.
     let foreign = "example.com/tls/foreign";

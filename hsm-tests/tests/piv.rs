@@ -188,19 +188,7 @@ fn two_of_two_root_on_a_yubikey_and_softhsm_published_and_trusted() {
     ]);
     assert!(out.contains("byte for byte"), "{out}");
 
-    let client = hsm.path().join("notary-client");
-    let run = server.notary(&client, &["list", gun]);
-    assert_eq!(
-        run.code,
-        0,
-        "notary list failed:\n{}\n{}\n{}",
-        run.stdout,
-        run.stderr,
-        server.log()
-    );
-    assert!(run.stdout.contains("No targets"), "{}", run.stdout);
-    let cached = std::fs::read(client.join("tuf").join(gun).join("metadata/root.json")).unwrap();
-    assert_eq!(cached, root);
+    server.assert_trusts(&hsm, gun);
 
     // The inventory records the YubiKey key with its device.
     let keys = hsm.ok_json(&["key", "list"]);
