@@ -15,6 +15,7 @@ pub mod error;
 pub mod keyuri;
 pub mod secret;
 pub mod signer;
+pub mod text;
 pub mod tuf;
 pub mod x509;
 
