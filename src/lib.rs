@@ -12,6 +12,7 @@
 pub mod attest;
 pub mod backend;
 pub mod error;
+pub mod fingerprint;
 pub mod keyuri;
 pub mod secret;
 pub mod signer;
