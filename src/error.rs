@@ -257,6 +257,39 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A plain-http trust server URL that is not on this machine's loopback.
+    #[error("refusing plain http to {url}: {detail}")]
+    PlainHttp {
+        /// The URL as given.
+        url: String,
+        /// Why it is not loopback (e.g. `notary.example.com is not a loopback address`).
+        detail: String,
+    },
+    /// The trust server answered with a redirect; rootkeeper follows none.
+    #[error(
+        "trust server {url} answered {status} redirecting to {location}; redirects are not followed"
+    )]
+    Redirect {
+        /// The request URL.
+        url: String,
+        /// HTTP status (3xx).
+        status: u16,
+        /// The `Location` header, escaped ([`crate::text::escape_untrusted`]), or a note that
+        /// there was none.
+        location: String,
+    },
+    /// After a publish, the server serves a root.json other than the one uploaded.
+    #[error(
+        "trust server {url} serves another root.json than the one uploaded (uploaded SHA-256 {uploaded}, served SHA-256 {served})"
+    )]
+    RootMismatch {
+        /// The URL of the served root.json.
+        url: String,
+        /// SHA-256 (hex) of the root.json uploaded.
+        uploaded: String,
+        /// SHA-256 (hex) of the root.json served.
+        served: String,
+    },
 }
 
 impl Error {
@@ -290,6 +323,9 @@ impl Error {
             Error::SlotInUse { .. } => "choose another slot, or pass --force to destroy the key that is there (it cannot be recovered)".into(),
             Error::ManagementKey { .. } => "give management-key-source=file:PATH (hex) in the URI, store it PIN-protected with `rootkeeper token setup`, or run in a terminal to be asked".into(),
             Error::Attestation { .. } => "a key that fails attestation may have been imported or the device may not be genuine; do not use it as a hardware root key until this is understood".into(),
+            Error::PlainHttp { .. } => "metadata and keys fetched over plain HTTP can be swapped by anyone on the path (a swapped timestamp key ends up in the signed root); use https:// (with --ca FILE for a private CA), or http only to a server or TLS proxy on this machine's loopback (127.0.0.1, ::1, localhost)".into(),
+            Error::Redirect { .. } => "nothing was sent to the other address: rootkeeper follows no redirects, so an upload never goes elsewhere and metadata never comes from a host you did not name; check that address, and if it is the server you mean, give it as --server".into(),
+            Error::RootMismatch { .. } => "the server took the publish but serves other bytes, and clients trust what it serves: do not announce the repository; fetch the served root.json, compare it with the export and find out who changed it (another publisher, a proxy, or the server)".into(),
             _ => return None,
         })
     }

@@ -4,13 +4,29 @@
 //! notary-server answers 200 even when it cannot build a timestamp for what it stored (the
 //! silent breakage of research/notary-format.md §1.3), so [`TrustServer::confirm`] reads
 //! `timestamp.json` back and checks it covers our snapshot.
+//!
+//! What the server sends ends up signed into a root (its timestamp key) or trusted by every
+//! client, so the transport is strict:
+//! - `https://` (the certificate checked against the web roots, or `--ca`); `http://` only to a
+//!   loopback address (127.0.0.0/8, `::1`, `localhost`), refused before any network access
+//!   otherwise ([`Error::PlainHttp`]). Plain-http requests never go through a proxy named in
+//!   the environment (`HTTP_PROXY`, `ALL_PROXY`), which would carry them off the machine.
+//! - No redirect is followed: a 3xx answer is an error naming its `Location`
+//!   ([`Error::Redirect`]), so a POST never becomes a GET elsewhere and a GET never silently
+//!   goes to another host.
+//! - Server text that can reach the operator (error bodies, `errors[].message/detail`,
+//!   `Location`, parse errors quoting served bytes) is escaped and bounded with
+//!   [`crate::text::escape_untrusted`].
 
+use std::net::{IpAddr, ToSocketAddrs as _};
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::text::{escape_untrusted, escape_untrusted_bytes};
 use crate::tuf::model::{Envelope, MetaRole};
 use crate::tuf::notary;
 
@@ -30,23 +46,112 @@ impl std::fmt::Debug for TrustServer {
 
 /// What the server served after a publish.
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct Confirmation {
     /// Version of the timestamp the server made.
     pub timestamp_version: u64,
     /// Version of the snapshot the timestamp covers.
     pub snapshot_version: u64,
-    /// The server serves our root.json byte for byte.
+    /// The server serves our root.json byte for byte. Always `true`: a served root that differs
+    /// is now the error [`Error::RootMismatch`]. Kept so that callers and `--json` readers of
+    /// this field still work.
     pub root_matches: bool,
+    /// The fingerprint of the root.json the server serves (the one uploaded), to read aloud.
+    pub root_fingerprint: Fingerprint,
+}
+
+/// How a checked `--server` URL is reached.
+#[derive(Debug, PartialEq, Eq)]
+enum Transport {
+    /// `https://`.
+    Https,
+    /// `http://` to a loopback IP address.
+    LoopbackIp,
+    /// `http://localhost[:port]`: loopback by name, checked against what it resolves to.
+    Localhost(u16),
+}
+
+/// Checks `url` as a trust server base URL, without any I/O.
+fn check_url(url: &str) -> Result<Transport> {
+    let bad = |why: &str| {
+        Error::Invalid(format!(
+            "--server {}: {why}; give a URL such as https://notary.example.com:4443",
+            escape_untrusted(url)
+        ))
+    };
+    let uri: ureq::http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad("a user@ part hides which host is meant"));
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(bad("a base URL takes no ?query or #fragment"));
+    }
+    let host = authority.host();
+    match uri.scheme_str() {
+        Some("https") => Ok(Transport::Https),
+        Some("http") => {
+            if host.eq_ignore_ascii_case("localhost") {
+                return Ok(Transport::Localhost(authority.port_u16().unwrap_or(80)));
+            }
+            let ip = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            match ip.parse::<IpAddr>() {
+                Ok(ip) if ip.is_loopback() => Ok(Transport::LoopbackIp),
+                _ => Err(Error::PlainHttp {
+                    url: url.into(),
+                    detail: format!(
+                        "{} is not a loopback address (127.0.0.0/8, ::1, localhost); use https",
+                        escape_untrusted(host)
+                    ),
+                }),
+            }
+        }
+        _ => Err(bad("only https:// (or http:// to loopback) is spoken")),
+    }
+}
+
+/// Errors made from bytes the server sent may quote them (serde names unknown fields and bad
+/// values): escape what they say.
+fn quoting_server(e: Error) -> Error {
+    match e {
+        Error::Metadata { file, reason } => Error::Metadata {
+            file,
+            reason: escape_untrusted(&reason),
+        },
+        Error::Rule { file, rule, detail } => Error::Rule {
+            file,
+            rule,
+            detail: escape_untrusted(&detail),
+        },
+        Error::Key { what, reason } => Error::Key {
+            what,
+            reason: escape_untrusted(&reason),
+        },
+        Error::Invalid(reason) => Error::Invalid(escape_untrusted(&reason)),
+        other => other,
+    }
 }
 
 impl TrustServer {
-    /// A client for `url` (`http://…` or `https://…`); `ca` is a PEM file of the CA certificates
-    /// to trust for https instead of the built-in web roots.
+    /// A client for `url`: `https://…`, or `http://…` to a loopback address only (see the
+    /// module documentation); `ca` is a PEM file of the CA certificates to trust for https
+    /// instead of the built-in web roots. Any other `http://` URL is refused here, before any
+    /// network access, with [`Error::PlainHttp`].
     pub fn new(url: &str, ca: Option<&Path>) -> Result<TrustServer> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Invalid(format!(
-                "--server {url}: give a URL such as https://notary.example.com:4443"
-            )));
+        let transport = check_url(url)?;
+        if let Transport::Localhost(port) = transport {
+            // `localhost` should resolve to loopback only (RFC 6761); refuse if it does not here.
+            if let Ok(addrs) = ("localhost", port).to_socket_addrs()
+                && let Some(away) = addrs.map(|a| a.ip()).find(|ip| !ip.is_loopback())
+            {
+                return Err(Error::PlainHttp {
+                    url: url.into(),
+                    detail: format!("localhost resolves to {away} on this machine"),
+                });
+            }
         }
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = ca {
@@ -65,11 +170,15 @@ impl TrustServer {
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
-        let config = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(60)))
-            .tls_config(tls.build())
-            .build();
+            .tls_config(tls.build());
+        if transport != Transport::Https {
+            config = config.proxy(None);
+        }
+        let config = config.build();
         Ok(TrustServer {
             base: url.trim_end_matches('/').to_owned(),
             agent: ureq::Agent::new_with_config(config),
@@ -80,48 +189,62 @@ impl TrustServer {
         format!("{}/v2/{gun}/_trust/tuf/{name}", self.base)
     }
 
+    /// The status and body of an answer; a redirect is an error.
     fn answer(
         &self,
         url: &str,
         result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<(u16, Vec<u8>)> {
-        let mut response = result.map_err(|e| Error::Http {
+        let unreachable = |e: ureq::Error| Error::Http {
             url: url.into(),
-            reason: e.to_string(),
-        })?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_vec().map_err(|e| Error::Http {
-            url: url.into(),
-            reason: e.to_string(),
-        })?;
-        Ok((status, body))
+            reason: escape_untrusted(&e.to_string()),
+        };
+        let mut response = result.map_err(unreachable)?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(ureq::http::header::LOCATION)
+                .map_or_else(
+                    || "nowhere (no Location header)".to_owned(),
+                    |l| escape_untrusted_bytes(l.as_bytes()),
+                );
+            return Err(Error::Redirect {
+                url: url.into(),
+                status: status.as_u16(),
+                location,
+            });
+        }
+        let body = response.body_mut().read_to_vec().map_err(unreachable)?;
+        Ok((status.as_u16(), body))
     }
 
+    /// The error for a non-200 answer: the distribution errcode messages
+    /// (`{"errors":[{"code","message","detail"}]}`) or the start of the body, escaped.
     fn server_error(url: &str, status: u16, body: &[u8]) -> Error {
+        let text = |v: Option<&Value>| match v {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
         let message = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| {
                 let errors = v.get("errors")?.as_array()?;
-                Some(
-                    errors
-                        .iter()
-                        .map(|e| {
-                            let code = e.get("code").and_then(Value::as_str).unwrap_or("");
-                            let message = e.get("message").and_then(Value::as_str).unwrap_or("");
-                            match e.get("detail").filter(|d| !d.is_null()) {
-                                Some(detail) => format!("{code}: {message} ({detail})"),
-                                None => format!("{code}: {message}"),
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
+                let each: Vec<String> = errors
+                    .iter()
+                    .map(|e| {
+                        let code = text(e.get("code"));
+                        let message = text(e.get("message"));
+                        match text(e.get("detail")) {
+                            d if d.is_empty() => format!("{code}: {message}"),
+                            detail => format!("{code}: {message} ({detail})"),
+                        }
+                    })
+                    .collect();
+                Some(escape_untrusted(&each.join("; ")))
             })
-            .unwrap_or_else(|| {
-                String::from_utf8_lossy(&body[..body.len().min(512)])
-                    .trim()
-                    .to_string()
-            });
+            .unwrap_or_else(|| escape_untrusted_bytes(body.trim_ascii()));
         Error::Server {
             url: url.into(),
             status,
@@ -154,7 +277,7 @@ impl TrustServer {
             status: 404,
             message: "no key".into(),
         })?;
-        notary::parse_server_key(&url, &body)?;
+        notary::parse_server_key(&url, &body).map_err(quoting_server)?;
         Ok(body)
     }
 
@@ -179,7 +302,7 @@ impl TrustServer {
                 "Content-Type",
                 format!("multipart/form-data; boundary={boundary}"),
             )
-            .send(&body[..]);
+            .send(body.as_slice());
         let (status, answer) = self.answer(&url, request)?;
         if status != 200 {
             return Err(Self::server_error(&url, status, &answer));
@@ -190,6 +313,9 @@ impl TrustServer {
     /// Reads back what the server serves for `gun` after a publish and checks that it is ours:
     /// root.json byte for byte, and a timestamp covering the snapshot (ours, or the one the
     /// server signed over our root and targets).
+    ///
+    /// A served root.json that differs from `root` is the error [`Error::RootMismatch`], with
+    /// both SHA-256s (it used to be a success with `root_matches: false`).
     pub fn confirm(
         &self,
         gun: &str,
@@ -205,11 +331,20 @@ impl TrustServer {
         let served_root = self
             .get(gun, "root.json")?
             .ok_or_else(|| broken("root.json is not served".into()))?;
+        let root_fingerprint = Fingerprint::of(root);
+        if served_root != root {
+            return Err(Error::RootMismatch {
+                url: self.tuf_url(gun, "root.json"),
+                uploaded: root_fingerprint.hex(),
+                served: Fingerprint::of(&served_root).hex(),
+            });
+        }
         let timestamp = self
             .get(gun, "timestamp.json")?
             .ok_or_else(|| broken("the server made no timestamp (its hash of the snapshot does not match the bytes sent)".into()))?;
-        let timestamp: MetaRole =
-            Envelope::parse("timestamp.json", &timestamp)?.typed("timestamp.json")?;
+        let timestamp: MetaRole = Envelope::parse("timestamp.json", &timestamp)
+            .and_then(|e| e.typed("timestamp.json"))
+            .map_err(quoting_server)?;
         let snapshot_bytes = match snapshot {
             Some(s) => s.to_vec(),
             None => self
@@ -226,8 +361,9 @@ impl TrustServer {
                 "the timestamp covers another snapshot than ours".into(),
             ));
         }
-        let snap: MetaRole =
-            Envelope::parse("snapshot.json", &snapshot_bytes)?.typed("snapshot.json")?;
+        let snap: MetaRole = Envelope::parse("snapshot.json", &snapshot_bytes)
+            .and_then(|e| e.typed("snapshot.json"))
+            .map_err(quoting_server)?;
         for (name, bytes) in [("root", root), ("targets", targets)] {
             let meta = snap
                 .meta
@@ -242,7 +378,110 @@ impl TrustServer {
         Ok(Confirmation {
             timestamp_version: timestamp.version,
             snapshot_version: snap.version,
-            root_matches: served_root == root,
+            root_matches: true,
+            root_fingerprint,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_is_spoken_anywhere() {
+        for url in [
+            "https://notary.example.com",
+            "https://notary.example.com:4443/",
+            "HTTPS://10.0.0.5/prefix",
+        ] {
+            assert_eq!(check_url(url).unwrap(), Transport::Https, "{url}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for url in [
+            "http://127.0.0.1:4443",
+            "http://127.8.9.10/",
+            "http://[::1]:8080/v",
+            "HTTP://127.0.0.1",
+        ] {
+            assert_eq!(check_url(url).unwrap(), Transport::LoopbackIp, "{url}");
+        }
+        assert_eq!(
+            check_url("http://LocalHost:4443").unwrap(),
+            Transport::Localhost(4443)
+        );
+        assert_eq!(
+            check_url("http://localhost").unwrap(),
+            Transport::Localhost(80)
+        );
+        for url in [
+            "http://notary.example.com",
+            "http://notary.example.com:80/",
+            "http://10.0.0.5:4443",
+            "http://[::ffff:10.0.0.5]",
+            "http://[fe80::1]",
+            "http://0.0.0.0:4443",
+            "http://127.1",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+        ] {
+            match check_url(url) {
+                Err(Error::PlainHttp { url: u, detail }) => {
+                    assert_eq!(u, url);
+                    assert!(detail.contains("not a loopback address"), "{detail}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refused_before_any_network_access() {
+        // check_url does no I/O, and TrustServer::new calls it first: a refused URL never
+        // reaches a resolver or a socket (the fixture tests check the wire side).
+        let e = TrustServer::new("http://notary.example.com", None).unwrap_err();
+        assert!(matches!(e, Error::PlainHttp { .. }), "{e}");
+        assert!(e.hint().unwrap().contains("swapped by anyone on the path"));
+    }
+
+    #[test]
+    fn urls_that_hide_their_host_are_refused() {
+        for url in [
+            "http://127.0.0.1@notary.example.com/",
+            "https://user:pw@notary.example.com/",
+            "https://notary.example.com/?x=1",
+            "https://notary.example.com/#x",
+            "ftp://notary.example.com",
+            "notary.example.com",
+            "https://",
+            "http://\u{1b}[2J",
+        ] {
+            match check_url(url) {
+                Err(Error::Invalid(m)) => assert!(!m.contains('\u{1b}'), "{m}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn server_text_is_escaped() {
+        let body = br#"{"errors":[{"code":"INVALID_UPDATE","message":"\u001b[2Jok\u0007","detail":{"Name":"\u202egro"}}]}"#;
+        let e = TrustServer::server_error("u", 400, body);
+        let text = e.to_string();
+        assert!(
+            text.contains("INVALID_UPDATE: \\x1b[2Jok\\x07 ({\"Name\":\"\\u{202e}gro\"})"),
+            "{text}"
+        );
+        let e = TrustServer::server_error("u", 500, b"  \x1b]0;title\x07\xe2\x80\xae\xff  ");
+        assert!(
+            e.to_string()
+                .ends_with(": \\x1b]0;title\\x07\\u{202e}\\xff"),
+            "{e}"
+        );
+        let e = TrustServer::server_error("u", 500, b"");
+        assert!(e.to_string().ends_with("(no message)"), "{e}");
     }
 }
