@@ -264,6 +264,50 @@ impl SoftHsm {
     }
 }
 
+impl SoftHsm {
+    /// Makes `root-a` (key `root`) and `repo` (keys `targets`, `snapshot`) tokens, fetches
+    /// `server`'s timestamp key for `gun`, and makes, signs and exports a 1-of-1 root to the
+    /// folder `out`. Returns the exported root.json, targets.json and snapshot.json.
+    pub fn export_1_of_1(&self, server: &NotaryServer, gun: &str, out: &str) -> [Vec<u8>; 3] {
+        self.token("root-a");
+        self.token("repo");
+        let root = self.key("root-a", "root", "root");
+        let targets = self.key("repo", "targets", "targets");
+        let snapshot = self.key("repo", "snapshot", "snapshot");
+        let ts = format!("{out}.timestamp.key.json");
+        self.ok(&[
+            "server",
+            "timestamp-key",
+            "--server",
+            &server.url,
+            "--gun",
+            gun,
+            "--out",
+            &ts,
+        ]);
+        self.ok(&[
+            "root",
+            "init",
+            "--gun",
+            gun,
+            "--root-key",
+            &root,
+            "--targets-key",
+            &targets,
+            "--snapshot-key",
+            &snapshot,
+            "--timestamp-key",
+            &ts,
+        ]);
+        self.ok(&[
+            "root", "sign", "--gun", gun, "--key", &root, "--key", &targets, "--key", &snapshot,
+        ]);
+        self.ok(&["root", "export", "--gun", gun, "--out", out]);
+        ["root.json", "targets.json", "snapshot.json"]
+            .map(|name| std::fs::read(self.path().join(out).join(name)).unwrap())
+    }
+}
+
 /// A notary-server (Debian's) on a free loopback port, with in-memory storage; stopped on drop.
 pub struct NotaryServer {
     dir: tempfile::TempDir,
@@ -389,5 +433,97 @@ impl NotaryServer {
 impl Drop for NotaryServer {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// A tiny HTTP/1.1 server on a free loopback port, for transport tests: it answers every
+/// request with the same raw response and records each request's first line
+/// (`POST /v2/... HTTP/1.1`). Stopped on drop.
+pub struct HttpFixture {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpFixture {
+    /// A server that answers every request with `status` (e.g. `"302 Found"`), the extra
+    /// `headers` (`("Location", "...")`) and `body`, then closes the connection.
+    pub fn answering(status: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpFixture {
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            response.push_str(&format!("{name}: {value}\r\n"));
+        }
+        response.push_str("\r\n");
+        let mut response = response.into_bytes();
+        response.extend_from_slice(body);
+        Self::raw(response)
+    }
+
+    /// A server that answers every request with exactly `response`.
+    pub fn raw(response: Vec<u8>) -> HttpFixture {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen_in, stop_in) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop_in.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() || first.is_empty() {
+                    continue;
+                }
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                seen_in.lock().unwrap().push(first.trim_end().to_owned());
+                let _ = stream.write_all(&response);
+                let _ = stream.flush();
+            }
+        });
+        HttpFixture {
+            url,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The first line of every request answered so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HttpFixture {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect(self.url.trim_start_matches("http://"));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
