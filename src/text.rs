@@ -58,12 +58,15 @@ pub fn escape_untrusted(text: &str) -> String {
 /// - `\` is shown as `\\`, so that an escape in the output always means an escaped character;
 /// - newline, carriage return and tab as `\n`, `\r`, `\t`; other C0 controls and DEL as `\xNN`
 ///   (ESC is `\x1b`);
-/// - C1 controls, bidi controls, zero-width and other invisible or unassigned characters as
-///   `\u{NNNN}` (U+202E is `\u{202e}`); combining marks likewise, so that nothing is drawn over
-///   a neighbour;
+/// - C1 controls, bidi controls, zero-width and other invisible, private-use or unassigned
+///   characters, and spaces other than U+0020 as `\u{NNNN}` (U+202E is `\u{202e}`);
+/// - combining marks likewise (an accent written as a character of its own, the vowel signs of
+///   scripts such as Devanagari), so that nothing is drawn over a neighbour: `e\u{301}` and
+///   `é` stay told apart;
 /// - bytes that are not UTF-8 as `\xNN` (always 80 or above, so never confused with a control).
 ///
-/// Everything else, letters of any script included, is shown as it is.
+/// Everything else, the letters of any script (precomposed `é`, `東`, `Ω`) and emoji
+/// included, is shown as it is.
 pub fn escape_untrusted_bytes(bytes: &[u8]) -> String {
     escape_untrusted_max(bytes, MAX_UNTRUSTED_CHARS)
 }
@@ -131,7 +134,8 @@ mod tests {
 
     #[test]
     fn plain_text_is_shown_as_it_is() {
-        let text = "INVALID_UPDATE: new root has the wrong version (Zoë, 東京, Ελλάδα) 'x' \"y\"";
+        let text =
+            "INVALID_UPDATE: new root has the wrong version (Zoë, 東京, Ελλάδα, Ω, 🔑) 'x' \"y\"";
         assert_eq!(escape_untrusted(text), text);
     }
 
@@ -166,6 +170,7 @@ mod tests {
             ('\u{feff}', "\\u{feff}"),
             ('\u{e0041}', "\\u{e0041}"),
             ('\u{a0}', "\\u{a0}"),
+            ('\u{301}', "\\u{301}"),
         ] {
             assert_eq!(escape_untrusted(&format!("x{c}y")), format!("x{shown}y"));
         }
