@@ -290,6 +290,60 @@ pub enum Error {
         /// SHA-256 (hex) of the root.json served.
         served: String,
     },
+    /// A draft's documents are not what its record says they should be.
+    #[error("{file} {detail}")]
+    DraftMismatch {
+        /// The file.
+        file: String,
+        /// What differs.
+        detail: String,
+    },
+    /// A GUN has no draft in this trust directory.
+    #[error("no draft for {gun} in the trust directory {dir}{}", exported.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    NoDraft {
+        /// The GUN.
+        gun: String,
+        /// The trust directory looked in.
+        dir: String,
+        /// What was last exported, if anything.
+        exported: Option<String>,
+    },
+    /// A key given to sign is not a key of the drafts.
+    #[error(
+        "{uri} (key ID {key_id}) is not a key of the draft for {guns}; nothing was signed and no PIN was asked for"
+    )]
+    KeyNotInDraft {
+        /// The key's URI.
+        uri: String,
+        /// Its canonical key ID.
+        key_id: String,
+        /// The GUNs.
+        guns: String,
+    },
+    /// One PIN file or ROOTKEEPER_PIN would be tried on several tokens.
+    #[error(
+        "one PIN (from --pin-file or ROOTKEEPER_PIN) would be tried on {tokens}; no PIN was tried"
+    )]
+    SharedPin {
+        /// The tokens.
+        tokens: String,
+    },
+    /// An export folder holds another repository's files.
+    #[error("{dir} holds the export of {other}, not of {gun}; nothing was written")]
+    ExportFolderTaken {
+        /// The folder.
+        dir: String,
+        /// The GUN whose files are there.
+        other: String,
+        /// The GUN being exported.
+        gun: String,
+    },
+    /// A command that only reads found no trust directory (it never makes one).
+    #[error("there is no trust directory at {path}")]
+    NoTrustDir {
+        /// Where it looked.
+        path: PathBuf,
+    },
 }
 
 impl Error {
@@ -326,6 +380,13 @@ impl Error {
             Error::PlainHttp { .. } => "metadata and keys fetched over plain HTTP can be swapped by anyone on the path (a swapped timestamp key ends up in the signed root); use https:// (with --ca FILE for a private CA), or http only to a server or TLS proxy on this machine's loopback (127.0.0.1, ::1, localhost)".into(),
             Error::Redirect { .. } => "nothing was sent to the other address: rootkeeper follows no redirects, so an upload never goes elsewhere and metadata never comes from a host you did not name; check that address, and if it is the server you mean, give it as --server".into(),
             Error::RootMismatch { .. } => "the server took the publish but serves other bytes, and clients trust what it serves: do not announce the repository; fetch the served root.json, compare it with the export and find out who changed it (another publisher, a proxy, or the server)".into(),
+            Error::DraftMismatch { .. } => "the draft was changed after it was made: do not sign it; take pending/ again from the machine that made it, and compare the fingerprint `rootkeeper root status` shows with the ceremony log".into(),
+            Error::NoDraft { exported: Some(_), .. } => "that root was exported and can no longer be signed; `rootkeeper root status` shows the drafts here, and a change to an exported root is a new version".into(),
+            Error::NoDraft { .. } => "the draft may be in another trust directory: check --dir or ROOTKEEPER_DIR (an absolute path avoids surprises); `rootkeeper root status` lists the drafts in this one".into(),
+            Error::KeyNotInDraft { .. } => "`rootkeeper root status --gun GUN` lists the keys that must sign and the key IDs written down at `key generate`; check object= and id= in the URI".into(),
+            Error::SharedPin { .. } => "give each key its own pin-source=file:PATH in its URI (or sign with one token per command), so that no token is offered another token's PIN".into(),
+            Error::ExportFolderTaken { .. } => "export each repository into its own folder (with several --gun, rootkeeper writes DIR/<gun>/)".into(),
+            Error::NoTrustDir { .. } => "give --dir or set ROOTKEEPER_DIR to the trust directory, as an absolute path (the default is ./trust, relative to where the command runs)".into(),
             _ => return None,
         })
     }

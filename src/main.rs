@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(output) => {
             output.print(json);
-            ExitCode::SUCCESS
+            output.exit_code()
         }
         Err(err) => cli::report_error(&err, json),
     }

@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::text::{escape_untrusted, escape_untrusted_bytes};
-use crate::tuf::model::{Envelope, MetaRole};
+use crate::tuf::model::{Signed, Snapshot, Timestamp};
 use crate::tuf::notary;
 
 /// A trust server at a base URL.
@@ -52,10 +52,6 @@ pub struct Confirmation {
     pub timestamp_version: u64,
     /// Version of the snapshot the timestamp covers.
     pub snapshot_version: u64,
-    /// The server serves our root.json byte for byte. Always `true`: a served root that differs
-    /// is now the error [`Error::RootMismatch`]. Kept so that callers and `--json` readers of
-    /// this field still work.
-    pub root_matches: bool,
     /// The fingerprint of the root.json the server serves (the one uploaded), to read aloud.
     pub root_fingerprint: Fingerprint,
 }
@@ -315,7 +311,7 @@ impl TrustServer {
     /// server signed over our root and targets).
     ///
     /// A served root.json that differs from `root` is the error [`Error::RootMismatch`], with
-    /// both SHA-256s (it used to be a success with `root_matches: false`).
+    /// both SHA-256s.
     pub fn confirm(
         &self,
         gun: &str,
@@ -342,43 +338,41 @@ impl TrustServer {
         let timestamp = self
             .get(gun, "timestamp.json")?
             .ok_or_else(|| broken("the server made no timestamp (its hash of the snapshot does not match the bytes sent)".into()))?;
-        let timestamp: MetaRole = Envelope::parse("timestamp.json", &timestamp)
-            .and_then(|e| e.typed("timestamp.json"))
-            .map_err(quoting_server)?;
+        let timestamp =
+            Signed::<Timestamp>::parse("timestamp.json", &timestamp).map_err(quoting_server)?;
         let snapshot_bytes = match snapshot {
             Some(s) => s.to_vec(),
             None => self
                 .get(gun, "snapshot.json")?
                 .ok_or_else(|| broken("the server made no snapshot".into()))?,
         };
-        let want = notary::file_meta(&snapshot_bytes);
         let have = timestamp
+            .signed
             .meta
             .get("snapshot")
             .ok_or_else(|| broken("the timestamp names no snapshot".into()))?;
-        if have.hashes.get("sha256") != want.hashes.get("sha256") {
+        if !notary::meta_matches(have, &snapshot_bytes) {
             return Err(broken(
                 "the timestamp covers another snapshot than ours".into(),
             ));
         }
-        let snap: MetaRole = Envelope::parse("snapshot.json", &snapshot_bytes)
-            .and_then(|e| e.typed("snapshot.json"))
-            .map_err(quoting_server)?;
+        let snap =
+            Signed::<Snapshot>::parse("snapshot.json", &snapshot_bytes).map_err(quoting_server)?;
         for (name, bytes) in [("root", root), ("targets", targets)] {
             let meta = snap
+                .signed
                 .meta
                 .get(name)
                 .ok_or_else(|| broken(format!("the snapshot has no {name}")))?;
-            if meta.hashes.get("sha256") != notary::file_meta(bytes).hashes.get("sha256") {
+            if !notary::meta_matches(meta, bytes) {
                 return Err(broken(format!(
                     "the snapshot covers another {name}.json than ours"
                 )));
             }
         }
         Ok(Confirmation {
-            timestamp_version: timestamp.version,
-            snapshot_version: snap.version,
-            root_matches: true,
+            timestamp_version: timestamp.signed.version.get(),
+            snapshot_version: snap.signed.version.get(),
             root_fingerprint,
         })
     }

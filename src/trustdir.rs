@@ -1,6 +1,5 @@
 //! The trust directory (design §5): the key inventory (public data only), every root version
-//! ever signed, the draft being signed, and the last verified export. Writes are atomic (temp
-//! file, fsync, rename, fsync of the folder) and the directory is locked while a command runs.
+//! ever signed, the draft being signed, and the last verified export.
 //!
 //! ```text
 //! trust/
@@ -8,15 +7,35 @@
 //!   repos/<gun>/root/<N>.root.json
 //!   repos/<gun>/pending/{root,targets,snapshot}.json + draft.json
 //!   repos/<gun>/export/
+//!   .lock            held by the one command that may write
+//!   .journal.json    only while a batch of writes is being committed (or after a crash)
+//!   .staging/        the new files of that batch
 //! ```
+//!
+//! **A command's writes land as a whole** ([`Batch::commit`]): new files are staged and made
+//! durable, then a journal naming every rename and removal is made durable (the commit point),
+//! then the renames and removals happen. Killed before the commit point, the directory is as
+//! before (the next writer deletes the staged files); killed after it, the next writer finishes
+//! the batch, and readers already see the batch as done.
+//!
+//! **Readers never wait for people.** A command that only reads ([`TrustDir::open_read`])
+//! takes no `.lock` and creates nothing; it holds a shared lock on the directory itself, which
+//! a writer takes exclusively only for the milliseconds of its renames, so a witness's `root
+//! status` works while a custodian sits at a PIN prompt.
+//!
+//! Everything read back is parsed as strictly as a file from a stranger: drafts travel
+//! between custodians.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::tuf::model::{Version, escape_untrusted};
 
 fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Read {
@@ -42,12 +61,12 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .map_err(write_error(path))
 }
 
-/// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, fsync
-/// of the folder. A reader sees the old file or the new one, never a half-written one.
+/// Writes one file outside the trust directory atomically: a temp file in the same folder,
+/// fsync, rename, fsync of the folder. A reader sees the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
     create_private_dir(dir)?;
-    let tmp = temp_name(dir, path)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", file_name(path), nonce()?));
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
@@ -61,75 +80,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(write_error(path))
 }
 
-/// Files to write together: each lands atomically (temp file, rename), and the whole batch
-/// costs two `syncfs` per file system instead of an fsync per file. Until [`Batch::commit`]
-/// nothing is visible; a crash leaves each file old or new, never half-written.
-#[derive(Debug, Default)]
-pub struct Batch {
-    files: Vec<(PathBuf, Vec<u8>)>,
-    removals: Vec<PathBuf>,
-}
-
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-
-    /// Adds a file to write (a later write of the same path wins).
-    pub fn write(&mut self, path: PathBuf, bytes: Vec<u8>) {
-        self.removals.retain(|p| *p != path);
-        self.files.retain(|(p, _)| *p != path);
-        self.files.push((path, bytes));
-    }
-
-    /// Adds a file to remove after the writes land (if it exists).
-    pub fn remove(&mut self, path: PathBuf) {
-        self.files.retain(|(p, _)| *p != path);
-        self.removals.push(path);
-    }
-
-    /// Writes every file: temp files first, one syncfs, the renames, one more syncfs.
-    pub fn commit(self) -> Result<()> {
-        let mut staged = Vec::with_capacity(self.files.len());
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let result = (|| -> Result<()> {
-            for (path, bytes) in &self.files {
-                let dir = parent_dir(path).to_owned();
-                create_private_dir(&dir)?;
-                let tmp = temp_name(&dir, path)?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)
-                    .map_err(write_error(path))?;
-                staged.push((tmp, path.clone()));
-                file.write_all(bytes).map_err(write_error(path))?;
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
-                }
-            }
-            sync_filesystems(&dirs)?;
-            for (tmp, path) in &staged {
-                fs::rename(tmp, path).map_err(write_error(path))?;
-            }
-            staged.clear();
-            for path in &self.removals {
-                match fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(write_error(path)(e)),
-                }
-            }
-            sync_filesystems(&dirs)
-        })();
-        for (tmp, _) in staged {
-            let _ = fs::remove_file(tmp);
-        }
-        result
-    }
-}
-
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -137,31 +87,25 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-fn temp_name(dir: &Path, path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let mut nonce = [0u8; 6];
-    getrandom::fill(&mut nonce).map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
-    Ok(dir.join(format!(".{name}.{}.tmp", hex::encode(nonce))))
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
 }
 
-/// Flushes the file systems holding `dirs` (one `syncfs` each; cheap when nothing is dirty).
-fn sync_filesystems(dirs: &[PathBuf]) -> Result<()> {
-    for dir in dirs {
-        let handle = File::open(dir).map_err(write_error(dir))?;
-        rustix::fs::syncfs(&handle).map_err(|e| write_error(dir)(e.into()))?;
-    }
-    Ok(())
+fn nonce() -> Result<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Reads a file outside the trust directory, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(read_error(path))
 }
 
 /// Where a server key file of `gun` lives under a folder of several: `DIR/<gun>/<role>.key.json`
 /// (`server timestamp-key|snapshot-key` write them, `root init` reads them).
 pub fn server_key_file(dir: &Path, gun: &str, role: &str) -> PathBuf {
     dir.join(gun).join(format!("{role}.key.json"))
-}
-
-/// Reads a file, naming it in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(read_error(path))
 }
 
 /// Checks that a GUN is safe to use as a path below `repos/`.
@@ -180,13 +124,197 @@ pub fn check_gun(gun: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "`{gun}` is not a repository name (GUN) such as registry.example.com/admin/demo"
+            "`{}` is not a repository name (GUN) such as registry.example.com/admin/demo",
+            escape_untrusted(gun)
         )))
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The journal
+
+const JOURNAL: &str = ".journal.json";
+const STAGING: &str = ".staging";
+const LOCK: &str = ".lock";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum JournalState {
+    /// Files are being staged; nothing visible changed yet.
+    Prepared,
+    /// The commit point has passed: every rename and removal must happen.
+    Committed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalWrite {
+    staged: String,
+    target: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Journal {
+    format: u32,
+    txid: String,
+    state: JournalState,
+    writes: Vec<JournalWrite>,
+    removals: Vec<String>,
+}
+
+impl Journal {
+    fn path_of(&self, root: &Path, text: &str) -> PathBuf {
+        let p = Path::new(text);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            root.join(p)
+        }
+    }
+}
+
+/// The trust directory's own paths are stored relative to it (it may be a USB stick mounted
+/// elsewhere next time); other paths absolutely.
+fn journal_text(root: &Path, path: &Path) -> Result<String> {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.to_str().map(str::to_owned).ok_or_else(|| {
+        Error::Invalid(format!(
+            "the path {} is not UTF-8; rootkeeper cannot journal it",
+            path.display()
+        ))
+    })
+}
+
+fn load_journal(root: &Path) -> Result<Option<Journal>> {
+    let path = root.join(JOURNAL);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Metadata {
+                file: path.display().to_string(),
+                reason: format!("an interrupted command left a journal that cannot be read: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_error(&path)(e)),
+    }
+}
+
+fn store_journal(root: &Path, journal: &Journal) -> Result<()> {
+    let path = root.join(JOURNAL);
+    let tmp = root.join(format!(".journal.{}.tmp", journal.txid));
+    let bytes = serde_json::to_vec(journal).map_err(|e| Error::Invalid(e.to_string()))?;
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(&bytes)?;
+        fs::rename(&tmp, &path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(write_error(&path))
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(write_error(path)(e)),
+    }
+}
+
+/// Flushes every file system that holds one of `dirs` (one `syncfs` each).
+fn sync_filesystems<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut devices = BTreeSet::new();
+    for dir in dirs {
+        let handle = File::open(dir).map_err(write_error(dir))?;
+        let dev = handle.metadata().map_err(write_error(dir))?.dev();
+        if devices.insert(dev) {
+            rustix::fs::syncfs(&handle).map_err(|e| write_error(dir)(e.into()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Finishes (committed) or undoes (prepared) what an interrupted command left, and removes
+/// stray staged files. Needs the writer's lock and the exclusive directory lock.
+fn recover(root: &Path) -> Result<bool> {
+    let mut touched = Vec::new();
+    let journal = load_journal(root)?;
+    if let Some(journal) = &journal {
+        for w in &journal.writes {
+            let staged = journal.path_of(root, &w.staged);
+            let target = journal.path_of(root, &w.target);
+            match journal.state {
+                JournalState::Committed if staged.exists() => {
+                    fs::rename(&staged, &target).map_err(write_error(&target))?;
+                    touched.push(parent_dir(&target).to_owned());
+                }
+                JournalState::Committed => {}
+                JournalState::Prepared => remove_if_present(&staged)?,
+            }
+        }
+        if journal.state == JournalState::Committed {
+            for r in &journal.removals {
+                remove_if_present(&journal.path_of(root, r))?;
+            }
+        }
+    }
+    let staging = root.join(STAGING);
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(write_error(&staging))?;
+    }
+    if journal.is_some() {
+        touched.push(root.to_owned());
+        sync_filesystems(touched.iter().map(PathBuf::as_path))?;
+        remove_if_present(&root.join(JOURNAL))?;
+        sync_filesystems([root])?;
+    }
+    Ok(journal.is_some())
+}
+
+/// Files to write and remove together ([`TrustDir::commit`]): all of them land, or none.
+#[derive(Debug, Default)]
+pub struct Batch {
+    writes: BTreeMap<PathBuf, Vec<u8>>,
+    removals: BTreeSet<PathBuf>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Adds a file to write (a later write of the same path wins).
+    pub fn write(&mut self, path: PathBuf, bytes: Vec<u8>) {
+        self.removals.remove(&path);
+        self.writes.insert(path, bytes);
+    }
+
+    /// Adds a file to remove (if it exists).
+    pub fn remove(&mut self, path: PathBuf) {
+        self.writes.remove(&path);
+        self.removals.insert(path);
+    }
+
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.removals.is_empty()
+    }
+
+    /// The bytes this batch will write to `path`, if any.
+    pub fn pending_write(&self, path: &Path) -> Option<&[u8]> {
+        self.writes.get(path).map(Vec::as_slice)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The directory
+
 /// One key known to the trust directory: public data only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InventoryKey {
     /// The key's URI (without pin-source).
     pub uri: String,
@@ -199,7 +327,7 @@ pub struct InventoryKey {
     pub algorithm: String,
     /// Base64 DER SubjectPublicKeyInfo.
     pub public_key: String,
-    /// The Notary key ID of the bare `ecdsa` key (the canonical ID).
+    /// The canonical key ID (notary's ID of the bare `ecdsa` key): the key's one identity.
     pub key_id: String,
     /// The token's label.
     pub token_label: String,
@@ -211,6 +339,7 @@ pub struct InventoryKey {
 
 /// inventory.json.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Inventory {
     /// Format version (1).
     pub version: u32,
@@ -230,21 +359,58 @@ impl Inventory {
         self.keys.push(key);
         self.keys.sort_by(|a, b| a.uri.cmp(&b.uri));
     }
+
+    /// The file bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        json_bytes(self)
+    }
 }
 
-/// An open, locked trust directory.
+/// Pretty JSON with a final newline, for the trust directory's own records.
+pub fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+#[derive(Debug)]
+enum Access {
+    /// Holds `.lock`: the only command that may write.
+    Writer { _lock: File },
+    /// Holds a shared lock on the directory for the command's life; sees a committed but
+    /// unfinished batch as finished.
+    Reader {
+        _shared: File,
+        staged: BTreeMap<PathBuf, PathBuf>,
+        removed: BTreeSet<PathBuf>,
+    },
+}
+
+/// An open trust directory.
 #[derive(Debug)]
 pub struct TrustDir {
     path: PathBuf,
-    _lock: File,
+    access: Access,
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(read_error(path))
+}
+
+fn missing_dir(path: &Path) -> Error {
+    Error::NoTrustDir {
+        path: path.to_owned(),
+    }
 }
 
 impl TrustDir {
-    /// Opens (creating it if needed) and locks the trust directory. Fails at once if another
-    /// rootkeeper command holds it.
+    /// Opens the trust directory for a command that writes: creates it if needed, takes
+    /// `.lock` (failing at once if another command holds it), and finishes or undoes what an
+    /// interrupted command left.
     pub fn open(path: &Path) -> Result<TrustDir> {
-        create_private_dir(path)?;
-        let lock_path = path.join(".lock");
+        let path = absolute(path)?;
+        create_private_dir(&path)?;
+        let lock_path = path.join(LOCK);
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -253,11 +419,7 @@ impl TrustDir {
             .map_err(write_error(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(Error::Busy {
-                    path: path.to_owned(),
-                });
-            }
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Busy { path }),
             Err(fs::TryLockError::Error(source)) => {
                 return Err(Error::Write {
                     path: lock_path,
@@ -265,65 +427,343 @@ impl TrustDir {
                 });
             }
         }
+        if path.join(JOURNAL).exists() || path.join(STAGING).exists() {
+            let exclusive = File::open(&path).map_err(read_error(&path))?;
+            exclusive.lock().map_err(write_error(&path))?;
+            recover(&path)?;
+        }
         Ok(TrustDir {
-            path: path.to_owned(),
-            _lock: lock,
+            path,
+            access: Access::Writer { _lock: lock },
         })
     }
 
-    /// The directory.
+    /// Opens the trust directory for a command that only reads: creates nothing, takes no
+    /// `.lock`, and works while a writer waits for a PIN. Fails when there is no directory.
+    pub fn open_read(path: &Path) -> Result<TrustDir> {
+        let path = absolute(path)?;
+        if !path.is_dir() {
+            return Err(missing_dir(&path));
+        }
+        let shared = File::open(&path).map_err(read_error(&path))?;
+        shared.lock_shared().map_err(read_error(&path))?;
+        let mut staged = BTreeMap::new();
+        let mut removed = BTreeSet::new();
+        if let Some(journal) = load_journal(&path)?
+            && journal.state == JournalState::Committed
+        {
+            for w in &journal.writes {
+                staged.insert(
+                    journal.path_of(&path, &w.target),
+                    journal.path_of(&path, &w.staged),
+                );
+            }
+            for r in &journal.removals {
+                removed.insert(journal.path_of(&path, r));
+            }
+        }
+        Ok(TrustDir {
+            path,
+            access: Access::Reader {
+                _shared: shared,
+                staged,
+                removed,
+            },
+        })
+    }
+
+    /// The directory (absolute).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when this handle may write.
+    pub fn writable(&self) -> bool {
+        matches!(self.access, Access::Writer { .. })
+    }
+
+    /// Where a path's current content is: for a reader during an unfinished batch, the staged
+    /// file; `None` when the batch removes it.
+    fn current(&self, path: &Path) -> Option<PathBuf> {
+        match &self.access {
+            Access::Reader {
+                staged, removed, ..
+            } => {
+                if removed.contains(path) {
+                    None
+                } else {
+                    Some(
+                        staged
+                            .get(path)
+                            .filter(|s| s.exists())
+                            .cloned()
+                            .unwrap_or_else(|| path.to_owned()),
+                    )
+                }
+            }
+            Access::Writer { .. } => Some(path.to_owned()),
+        }
+    }
+
+    /// Reads a file of the trust directory, naming it in the error.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        let Some(current) = self.current(path) else {
+            return Err(read_error(path)(std::io::ErrorKind::NotFound.into()));
+        };
+        match fs::read(&current) {
+            // The writer renamed the staged file into place meanwhile: read the target.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && current != path => {
+                fs::read(path).map_err(read_error(path))
+            }
+            other => other.map_err(read_error(path)),
+        }
+    }
+
+    /// Reads a file if it exists.
+    pub fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        match self.read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when a file of the trust directory exists.
+    pub fn exists(&self, path: &Path) -> bool {
+        self.current(path)
+            .is_some_and(|p| p.exists() || path.exists())
+    }
+
+    /// The names of the entries of a folder of the trust directory (empty when it is absent).
+    pub fn list(&self, dir: &Path) -> Result<BTreeSet<String>> {
+        let mut names = BTreeSet::new();
+        match fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(read_error(dir))?;
+                    if let Some(name) = entry.file_name().to_str() {
+                        names.insert(name.to_owned());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_error(dir)(e)),
+        }
+        if let Access::Reader {
+            staged, removed, ..
+        } = &self.access
+        {
+            for target in staged.keys() {
+                if target.parent() == Some(dir)
+                    && let Some(name) = target.file_name().and_then(|n| n.to_str())
+                {
+                    names.insert(name.to_owned());
+                }
+            }
+            for target in removed {
+                if target.parent() == Some(dir)
+                    && let Some(name) = target.file_name().and_then(|n| n.to_str())
+                {
+                    names.remove(name);
+                }
+            }
+        }
+        Ok(names)
     }
 
     fn inventory_path(&self) -> PathBuf {
         self.path.join("inventory.json")
     }
 
-    /// The inventory (empty when none was written yet).
+    /// The inventory (empty when none was written yet), parsed strictly.
     pub fn inventory(&self) -> Result<Inventory> {
         let path = self.inventory_path();
-        if !path.exists() {
-            return Ok(Inventory {
+        match self.read_optional(&path)? {
+            None => Ok(Inventory {
                 version: 1,
                 keys: Vec::new(),
-            });
+            }),
+            Some(bytes) => {
+                let inventory: Inventory =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::Metadata {
+                        file: path.display().to_string(),
+                        reason: escape_untrusted(&e.to_string()),
+                    })?;
+                if inventory.version != 1 {
+                    return Err(Error::Metadata {
+                        file: path.display().to_string(),
+                        reason: format!(
+                            "inventory format {} is not one this version reads (1)",
+                            inventory.version
+                        ),
+                    });
+                }
+                Ok(inventory)
+            }
         }
-        serde_json::from_slice(&read(&path)?).map_err(|e| Error::Metadata {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        })
     }
 
-    /// Saves the inventory.
+    /// Adds the inventory to a batch.
+    pub fn stage_inventory(&self, batch: &mut Batch, inventory: &Inventory) -> Result<()> {
+        batch.write(self.inventory_path(), inventory.to_bytes()?);
+        Ok(())
+    }
+
+    /// Saves the inventory alone.
     pub fn save_inventory(&self, inventory: &Inventory) -> Result<()> {
-        let mut bytes =
-            serde_json::to_vec_pretty(inventory).map_err(|e| Error::Invalid(e.to_string()))?;
-        bytes.push(b'\n');
-        write_atomic(&self.inventory_path(), &bytes)
+        let mut batch = Batch::new();
+        self.stage_inventory(&mut batch, inventory)?;
+        self.commit(batch)
     }
 
     /// The folder of one repository.
-    pub fn repo(&self, gun: &str) -> Result<RepoDir> {
+    pub fn repo(&self, gun: &str) -> Result<RepoDir<'_>> {
         check_gun(gun)?;
         Ok(RepoDir {
+            dir: self,
             gun: gun.to_owned(),
             path: self.path.join("repos").join(gun),
         })
+    }
+
+    /// Every GUN with a folder in the trust directory.
+    pub fn guns(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let repos = self.path.join("repos");
+        let mut stack = vec![repos.clone()];
+        while let Some(dir) = stack.pop() {
+            let names = self.list(&dir)?;
+            if names.contains("pending") || names.contains("root") {
+                if let Some(gun) = dir.strip_prefix(&repos).ok().and_then(Path::to_str)
+                    && check_gun(gun).is_ok()
+                {
+                    out.push(gun.to_owned());
+                }
+                continue;
+            }
+            for name in names {
+                if !name.starts_with('.') {
+                    stack.push(dir.join(name));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Writes and removes every file of `batch`, as a whole (see the module documentation).
+    /// Files outside the trust directory (an export folder) take part too.
+    pub fn commit(&self, batch: Batch) -> Result<()> {
+        if !self.writable() {
+            return Err(Error::Invalid(
+                "this trust directory was opened read-only".into(),
+            ));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let root = &self.path;
+        let txid = nonce()?;
+        let staging = root.join(STAGING).join(&txid);
+        let mut writes = Vec::with_capacity(batch.writes.len());
+        let mut journal = Journal {
+            format: 1,
+            txid: txid.clone(),
+            state: JournalState::Prepared,
+            writes: Vec::new(),
+            removals: Vec::new(),
+        };
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        for (i, (target, bytes)) in batch.writes.iter().enumerate() {
+            let target = absolute(target)?;
+            let staged = if target.starts_with(root) {
+                staging.join(i.to_string())
+            } else {
+                parent_dir(&target).join(format!(".{}.{txid}.tmp", file_name(&target)))
+            };
+            dirs.insert(parent_dir(&target).to_owned());
+            journal.writes.push(JournalWrite {
+                staged: journal_text(root, &staged)?,
+                target: journal_text(root, &target)?,
+            });
+            writes.push((staged, target, bytes));
+        }
+        let mut removals = Vec::with_capacity(batch.removals.len());
+        for path in &batch.removals {
+            let path = absolute(path)?;
+            journal.removals.push(journal_text(root, &path)?);
+            dirs.insert(parent_dir(&path).to_owned());
+            removals.push(path);
+        }
+        for dir in dirs.iter().chain([&staging]) {
+            create_private_dir(dir)?;
+        }
+        store_journal(root, &journal)?;
+        let undo = |writes: &[(PathBuf, PathBuf, &Vec<u8>)]| {
+            for (staged, _, _) in writes {
+                let _ = fs::remove_file(staged);
+            }
+            let _ = fs::remove_dir_all(&staging);
+            let _ = fs::remove_file(root.join(JOURNAL));
+        };
+        let staged_ok = (|| -> Result<()> {
+            sync_filesystems([root.as_path()])?;
+            for (staged, target, bytes) in &writes {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(staged)
+                    .map_err(write_error(target))?;
+                file.write_all(bytes).map_err(write_error(target))?;
+            }
+            sync_filesystems(dirs.iter().map(PathBuf::as_path).chain([root.as_path()]))
+        })();
+        if let Err(e) = staged_ok {
+            undo(&writes);
+            return Err(e);
+        }
+        // The commit point: readers wait for these few milliseconds.
+        let exclusive = File::open(root).map_err(read_error(root))?;
+        exclusive.lock().map_err(write_error(root))?;
+        journal.state = JournalState::Committed;
+        if let Err(e) =
+            store_journal(root, &journal).and_then(|()| sync_filesystems([root.as_path()]))
+        {
+            undo(&writes);
+            return Err(e);
+        }
+        for (staged, target, _) in &writes {
+            fs::rename(staged, target).map_err(write_error(target))?;
+        }
+        for path in &removals {
+            remove_if_present(path)?;
+        }
+        sync_filesystems(dirs.iter().map(PathBuf::as_path))?;
+        remove_if_present(&root.join(JOURNAL))?;
+        let _ = fs::remove_dir(&staging);
+        Ok(())
     }
 }
 
 /// The folder of one repository in the trust directory.
 #[derive(Debug, Clone)]
-pub struct RepoDir {
+pub struct RepoDir<'a> {
+    dir: &'a TrustDir,
     gun: String,
     path: PathBuf,
 }
 
-impl RepoDir {
+impl RepoDir<'_> {
     /// The GUN.
     pub fn gun(&self) -> &str {
         &self.gun
+    }
+
+    /// The trust directory.
+    pub fn trust_dir(&self) -> &TrustDir {
+        self.dir
     }
 
     /// `pending/<name>`.
@@ -331,40 +771,49 @@ impl RepoDir {
         self.path.join("pending").join(name)
     }
 
-    /// `export/`.
-    pub fn export_dir(&self) -> PathBuf {
-        self.path.join("export")
+    /// `export/<name>`.
+    pub fn exported(&self, name: &str) -> PathBuf {
+        self.path.join("export").join(name)
     }
 
     /// `root/<version>.root.json`.
-    pub fn root_version(&self, version: u64) -> PathBuf {
+    pub fn root_version(&self, version: Version) -> PathBuf {
         self.path.join("root").join(format!("{version}.root.json"))
     }
 
+    /// Reads a file of this repository's folder.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        self.dir.read(path)
+    }
+
+    /// Reads a file of this repository's folder if it exists.
+    pub fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        self.dir.read_optional(path)
+    }
+
+    /// The root versions kept, in order.
+    pub fn root_versions(&self) -> Result<Vec<Version>> {
+        let mut versions: Vec<Version> = self
+            .dir
+            .list(&self.path.join("root"))?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".root.json"))
+            .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .filter_map(|v| Version::new(v).ok())
+            .collect();
+        versions.sort();
+        Ok(versions)
+    }
+
     /// The highest root version kept, if any.
-    pub fn latest_root_version(&self) -> Result<Option<u64>> {
-        let dir = self.path.join("root");
-        if !dir.exists() {
-            return Ok(None);
-        }
-        let mut latest = None;
-        for entry in fs::read_dir(&dir).map_err(read_error(&dir))? {
-            let entry = entry.map_err(read_error(&dir))?;
-            let name = entry.file_name();
-            if let Some(v) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".root.json"))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                latest = latest.max(Some(v));
-            }
-        }
-        Ok(latest)
+    pub fn latest_root_version(&self) -> Result<Option<Version>> {
+        Ok(self.root_versions()?.last().copied())
     }
 
     /// True when a draft is pending.
     pub fn has_pending(&self) -> bool {
-        self.pending("root.json").exists()
+        self.dir.exists(&self.pending("draft.json"))
     }
 }
 
@@ -382,54 +831,151 @@ mod tests {
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
     }
 
-    #[test]
-    fn a_batch_lands_whole_and_removes_after_writing() {
-        let dir = tempfile::tempdir().unwrap();
-        let stale = dir.path().join("x/stale.json");
-        write_atomic(&stale, b"old").unwrap();
-        let mut batch = Batch::new();
-        batch.write(dir.path().join("x/a.json"), b"a".to_vec());
-        batch.write(dir.path().join("y/b.json"), b"b1".to_vec());
-        batch.write(dir.path().join("y/b.json"), b"b2".to_vec());
-        batch.remove(stale.clone());
-        batch.commit().unwrap();
-        assert_eq!(fs::read(dir.path().join("x/a.json")).unwrap(), b"a");
-        assert_eq!(fs::read(dir.path().join("y/b.json")).unwrap(), b"b2");
-        assert!(!stale.exists());
-        assert_eq!(fs::read_dir(dir.path().join("y")).unwrap().count(), 1);
+    fn entries(dir: &Path) -> BTreeSet<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
     }
 
     #[test]
-    fn a_failed_batch_leaves_no_temp_files_and_no_partial_targets() {
-        let dir = tempfile::tempdir().unwrap();
+    fn a_batch_lands_whole_and_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let trust = TrustDir::open(&tmp.path().join("trust")).unwrap();
+        let stale = trust.path().join("x/stale.json");
+        let mut batch = Batch::new();
+        batch.write(stale.clone(), b"old".to_vec());
+        trust.commit(batch).unwrap();
+        let mut batch = Batch::new();
+        batch.write(trust.path().join("x/a.json"), b"a".to_vec());
+        batch.write(trust.path().join("y/b.json"), b"b1".to_vec());
+        batch.write(trust.path().join("y/b.json"), b"b2".to_vec());
+        batch.write(tmp.path().join("out/c.json"), b"c".to_vec());
+        batch.remove(stale.clone());
+        trust.commit(batch).unwrap();
+        assert_eq!(fs::read(trust.path().join("x/a.json")).unwrap(), b"a");
+        assert_eq!(fs::read(trust.path().join("y/b.json")).unwrap(), b"b2");
+        assert_eq!(fs::read(tmp.path().join("out/c.json")).unwrap(), b"c");
+        assert!(!stale.exists());
+        assert_eq!(
+            entries(&tmp.path().join("out")),
+            BTreeSet::from(["c.json".into()])
+        );
+        assert_eq!(
+            entries(trust.path()),
+            BTreeSet::from([".lock".into(), "x".into(), "y".into(), ".staging".into()])
+                .into_iter()
+                .filter(|n: &String| trust.path().join(n).exists())
+                .collect()
+        );
+        assert!(!trust.path().join(JOURNAL).exists());
+    }
+
+    #[test]
+    fn a_failed_batch_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let trust = TrustDir::open(&tmp.path().join("trust")).unwrap();
         fs::write(
-            dir.path().join("blocker"),
+            trust.path().join("blocker"),
             b"a file where a folder should be",
         )
         .unwrap();
         let mut batch = Batch::new();
-        batch.write(dir.path().join("ok/a.json"), b"a".to_vec());
-        batch.write(dir.path().join("blocker/b.json"), b"b".to_vec());
-        assert!(batch.commit().is_err());
-        assert!(!dir.path().join("ok/a.json").exists());
-        assert_eq!(fs::read_dir(dir.path().join("ok")).unwrap().count(), 0);
+        batch.write(trust.path().join("ok/a.json"), b"a".to_vec());
+        batch.write(trust.path().join("blocker/b.json"), b"b".to_vec());
+        assert!(trust.commit(batch).is_err());
+        assert!(!trust.path().join("ok/a.json").exists());
+        assert!(!trust.path().join(JOURNAL).exists());
+    }
+
+    /// A batch interrupted after its commit point (simulated by leaving its journal and
+    /// staged files as a killed process would) is finished by the next writer and seen as
+    /// finished by readers in the meantime; one interrupted before it is undone.
+    #[test]
+    fn interrupted_batches_are_finished_or_undone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("trust");
+        drop(TrustDir::open(&root).unwrap());
+        fs::create_dir_all(root.join("repos")).unwrap();
+        fs::write(root.join("repos/old.json"), b"old").unwrap();
+        fs::write(root.join("repos/gone.json"), b"gone").unwrap();
+        let staging = root.join(STAGING).join("t1");
+        fs::create_dir_all(&staging).unwrap();
+        fs::write(staging.join("0"), b"new").unwrap();
+        let journal = |state| Journal {
+            format: 1,
+            txid: "t1".into(),
+            state,
+            writes: vec![JournalWrite {
+                staged: ".staging/t1/0".into(),
+                target: "repos/old.json".into(),
+            }],
+            removals: vec!["repos/gone.json".into()],
+        };
+        store_journal(&root, &journal(JournalState::Committed)).unwrap();
+        {
+            let reader = TrustDir::open_read(&root).unwrap();
+            assert_eq!(reader.read(&root.join("repos/old.json")).unwrap(), b"new");
+            assert!(!reader.exists(&root.join("repos/gone.json")));
+            assert!(
+                !reader
+                    .list(&root.join("repos"))
+                    .unwrap()
+                    .contains("gone.json")
+            );
+        }
+        drop(TrustDir::open(&root).unwrap());
+        assert_eq!(fs::read(root.join("repos/old.json")).unwrap(), b"new");
+        assert!(!root.join("repos/gone.json").exists());
+        assert!(!root.join(JOURNAL).exists() && !root.join(STAGING).exists());
+
+        fs::create_dir_all(&staging).unwrap();
+        fs::write(staging.join("0"), b"newer").unwrap();
+        fs::write(root.join("repos/gone.json"), b"back").unwrap();
+        store_journal(&root, &journal(JournalState::Prepared)).unwrap();
+        assert_eq!(
+            TrustDir::open_read(&root)
+                .unwrap()
+                .read(&root.join("repos/old.json"))
+                .unwrap(),
+            b"new"
+        );
+        drop(TrustDir::open(&root).unwrap());
+        assert_eq!(fs::read(root.join("repos/old.json")).unwrap(), b"new");
+        assert!(root.join("repos/gone.json").exists());
+        assert!(!root.join(JOURNAL).exists() && !root.join(STAGING).exists());
     }
 
     #[test]
-    fn second_open_is_refused_while_locked() {
+    fn a_second_writer_is_refused_and_readers_are_not() {
         let dir = tempfile::tempdir().unwrap();
         let first = TrustDir::open(dir.path()).unwrap();
         assert!(matches!(
             TrustDir::open(dir.path()),
             Err(Error::Busy { .. })
         ));
+        let reader = TrustDir::open_read(dir.path()).unwrap();
+        drop(reader);
         drop(first);
         TrustDir::open(dir.path()).unwrap();
     }
 
     #[test]
+    fn readers_create_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("trust");
+        assert!(matches!(
+            TrustDir::open_read(&missing),
+            Err(Error::NoTrustDir { .. })
+        ));
+        assert!(!missing.exists());
+    }
+
+    #[test]
     fn guns_cannot_escape_the_directory() {
-        for bad in ["", "../x", "a/../b", "/abs", "a//b", "a/", "a b", "a*b"] {
+        for bad in [
+            "", "../x", "a/../b", "/abs", "a//b", "a/", "a b", "a*b", "a\u{1b}b",
+        ] {
             assert!(check_gun(bad).is_err(), "{bad}");
         }
         for good in [

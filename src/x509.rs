@@ -190,8 +190,10 @@ pub fn root_certificate(
 /// What the client rules need to know about a certificate.
 #[derive(Debug, Clone)]
 pub struct CertFacts {
-    /// Subject CN.
+    /// Subject CN, when the subject has exactly one.
     pub common_name: Option<String>,
+    /// Every CN attribute of the subject (Go's x509 keeps only the last of several).
+    pub common_names: Vec<String>,
     /// NotBefore.
     pub not_before: SystemTime,
     /// NotAfter.
@@ -211,11 +213,20 @@ pub fn cert_facts(der: &[u8]) -> Result<CertFacts> {
     let err = cert_error("certificate");
     let cert = Certificate::from_der(der).map_err(|e| err(e.to_string()))?;
     let tbs = cert.tbs_certificate();
-    let common_name = tbs
+    let common_names = tbs
         .subject()
-        .common_name()
-        .map_err(|e| err(e.to_string()))?
-        .map(String::from);
+        .iter()
+        .filter(|atv| atv.oid == x509_cert::der::oid::db::rfc4519::COMMON_NAME)
+        .map(|atv| {
+            x509_cert::ext::pkix::name::DirectoryString::try_from(&atv.value)
+                .map(|d| d.value().into_owned())
+                .map_err(|e| err(e.to_string()))
+        })
+        .collect::<Result<Vec<String>>>()?;
+    let common_name = match common_names.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    };
     let is_ca = tbs
         .get_extension::<BasicConstraints>()
         .map_err(|e| err(e.to_string()))?
@@ -226,6 +237,7 @@ pub fn cert_facts(der: &[u8]) -> Result<CertFacts> {
         .map_err(|e| err(e.to_string()))?;
     Ok(CertFacts {
         common_name,
+        common_names,
         not_before: tbs.validity().not_before.to_system_time(),
         not_after: tbs.validity().not_after.to_system_time(),
         is_ca,

@@ -2,7 +2,7 @@
 //! exported, published to a real notary-server, and trusted by the real `notary` client.
 
 use hsm_tests::{NotaryServer, SoftHsm, root_signatures_valid, strs};
-use rootkeeper::tuf::model::{Envelope, Root};
+use rootkeeper::tuf::model::{Root, Signed};
 
 #[test]
 fn two_of_three_root_signed_on_two_days_published_and_trusted() {
@@ -29,11 +29,12 @@ fn two_of_three_root_signed_on_two_days_published_and_trusted() {
     assert!(out.contains("1 of 2 signatures"), "{out}");
     let status = hsm.ok_json(&["root", "status", "--gun", gun]);
     let draft = &status["drafts"][0];
-    assert_eq!(draft["root"]["signed"].as_array().unwrap().len(), 1);
-    let missing: Vec<&str> = draft["root"]["missing"]
+    assert_eq!(draft["root"]["signed"], 1);
+    let missing: Vec<&str> = draft["root"]["signers"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|m| m["state"] == "missing")
         .map(|m| m["uri"].as_str().unwrap())
         .collect();
     assert!(
@@ -87,28 +88,22 @@ fn two_of_three_root_signed_on_two_days_published_and_trusted() {
     assert!(out.contains("byte for byte"), "{out}");
     server.assert_trusts(&hsm, gun);
 
-    // The server serves a timestamp for the GUN, signed by the key root.json names.
+    // The server serves a timestamp for the GUN, signed by the key root.json names, over the
+    // snapshot it serves.
     let client = rootkeeper::server::TrustServer::new(&server.url, None).unwrap();
     let ts = client
         .get(gun, "timestamp.json")
         .unwrap()
         .expect("timestamp.json");
-    let root_doc: Root = Envelope::parse("root", &root)
+    let snapshot = client
+        .get(gun, "snapshot.json")
         .unwrap()
-        .typed("root")
+        .expect("snapshot.json");
+    let now = rootkeeper::tuf::model::UtcTime::now();
+    let checked =
+        rootkeeper::tuf::verify::check_root("root.json", &root, Some(gun), None, now).unwrap();
+    rootkeeper::tuf::verify::check_timestamp("timestamp.json", &ts, &checked, &snapshot, now)
         .unwrap();
-    let ts_env = Envelope::parse("timestamp", &ts).unwrap();
-    assert_eq!(
-        rootkeeper::tuf::verify::valid_signers(
-            "timestamp",
-            &ts_env,
-            &root_doc.keys,
-            &root_doc.roles["timestamp"]
-        )
-        .unwrap()
-        .len(),
-        1
-    );
 }
 
 #[test]
@@ -260,14 +255,13 @@ fn three_guns_in_one_command_with_one_login_per_token() {
     // One certificate per GUN per key: the three roots share keys but not certificates.
     let mut cert_ids = std::collections::BTreeSet::new();
     for gun in guns {
-        let root: Root = Envelope::parse(
+        let root = Signed::<Root>::parse(
             "root",
             &std::fs::read(hsm.path().join("out").join(gun).join("root.json")).unwrap(),
         )
         .unwrap()
-        .typed("root")
-        .unwrap();
-        cert_ids.extend(root.roles["root"].keyids.clone());
+        .signed;
+        cert_ids.extend(root.roles.root.keyids.clone());
     }
     assert_eq!(cert_ids.len(), 9);
     let r = run(with(
@@ -392,19 +386,33 @@ fn publish_over_tls_needs_the_ca_and_shows_the_servers_refusal() {
         err.lines().count() == 2 && err.contains("hint: the server's message says what it refused"),
         "{err}"
     );
+    // Publishing what the server already serves is not an error: nothing to do, exit 0,
+    // without a confirmation.
+    let out = hsm.ok(&[
+        "server",
+        "publish",
+        gun,
+        "--server",
+        &server.url,
+        "--ca",
+        ca,
+        "--gun",
+        gun,
+    ]);
+    assert!(out.contains("already published, nothing to do"), "{out}");
     // Without confirmation and without a terminal, nothing is published.
     let err = hsm.fails(
         1,
         &[
             "server",
             "publish",
-            gun,
+            foreign,
             "--server",
             &server.url,
             "--ca",
             ca,
             "--gun",
-            gun,
+            foreign,
         ],
     );
     assert!(

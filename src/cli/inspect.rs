@@ -1,13 +1,16 @@
-//! `rootkeeper inspect FILE`: roles, keys and IDs, thresholds, expiry, and whether each
-//! signature is valid.
+//! `rootkeeper inspect FILE`: roles, keys and IDs, thresholds, expiry, whether each signature
+//! is valid, and whether the file is safe to upload (every client rule holds). A file that
+//! does not parse strictly is not shown at all: showing it would show what rootkeeper reads,
+//! not what notary reads.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use rootkeeper::fingerprint::Fingerprint;
+use rootkeeper::text::escape_untrusted;
 use rootkeeper::trustdir;
-use rootkeeper::tuf::model::{Envelope, PublicKey, Role, Root, UtcTime};
-use rootkeeper::tuf::notary;
-use rootkeeper::tuf::verify;
+use rootkeeper::tuf::model::{Document, RoleName, UtcTime};
+use rootkeeper::tuf::verify::{self, CheckedRoot, KeyFacts};
 use serde_json::{Value, json};
 
 use super::{Ctx, Output};
@@ -25,144 +28,222 @@ pub struct InspectArgs {
     root: Option<PathBuf>,
 }
 
-fn key_line(id: &str, key: &PublicKey) -> (String, Value) {
-    let mut line = format!("  {}  {}", verify::short(id), key.keytype);
-    let mut doc = json!({"id": id, "keytype": key.keytype});
-    if key.keytype.ends_with("-x509") {
-        if let Ok(canonical) = notary::canonical_key_id(key) {
-            let _ = write!(line, "  canonical ID {}", verify::short(&canonical));
-            doc["canonical_id"] = json!(canonical);
-        }
-        if let Ok(certs) = notary::key_certificates(key) {
-            let leaf = &certs[0];
-            let from = UtcTime::from_system(leaf.not_before);
-            let to = UtcTime::from_system(leaf.not_after);
-            let cn = leaf.common_name.clone().unwrap_or_default();
-            let _ = write!(line, "  CN={cn}  valid {from} to {to}");
-            doc["cn"] = json!(cn);
-            doc["not_after"] = json!(to.to_go_string());
-        }
+fn key_line(id: &str, facts: &KeyFacts) -> (String, Value) {
+    let mut line = format!("  {id}  {}", facts.key.keytype);
+    let mut doc =
+        json!({"keyid": id, "keytype": facts.key.keytype.as_str(), "key_id": facts.canonical});
+    if facts.canonical.as_str() != id {
+        let _ = write!(line, "\n      key ID {}", facts.canonical);
+    }
+    if let Some(leaf) = facts.certs.first() {
+        let from = UtcTime::from_system(leaf.not_before);
+        let to = UtcTime::from_system(leaf.not_after);
+        let cns: Vec<String> = leaf
+            .common_names
+            .iter()
+            .map(|c| escape_untrusted(c))
+            .collect();
+        let _ = write!(
+            line,
+            "  CN={}  valid {from} to {to}{}",
+            cns.join(" CN="),
+            if facts.certs.len() > 1 {
+                format!("  ({} certificates)", facts.certs.len())
+            } else {
+                String::new()
+            }
+        );
+        doc["cn"] = json!(cns);
+        doc["not_after"] = json!(to.to_go_string());
     }
     (line, doc)
+}
+
+fn sibling(file: &Path, name: &str) -> PathBuf {
+    file.with_file_name(name)
+}
+
+fn read_sibling(file: &Path, name: &str) -> Option<Vec<u8>> {
+    let path = sibling(file, name);
+    path.exists().then(|| trustdir::read(&path).ok()).flatten()
 }
 
 pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
     let name = args.file.display().to_string();
     let bytes = trustdir::read(&args.file)?;
-    let env = Envelope::parse(&name, &bytes)?;
-    let exact = verify::parse_exact(&name, &bytes).is_ok();
-    let kind = env.type_name().to_owned();
-    let version = env
-        .signed
-        .get("version")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let expires = env
-        .signed
-        .get("expires")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_owned();
-    let expired = UtcTime::parse(&expires)
-        .map(|t| t <= UtcTime::now())
-        .unwrap_or(true);
+    let doc = Document::parse(&name, &bytes)?;
+    let now = UtcTime::now();
+    let expires = doc.expires();
+    let expired = expires.instant() <= now;
     let mut text = format!(
-        "{name}: {kind} v{version}, expires {expires}{}\n",
+        "{name}: {} v{}, expires {expires}{}\n",
+        doc.type_name(),
+        doc.version(),
         if expired { " (EXPIRED)" } else { "" }
     );
-    let _ = writeln!(
-        text,
-        "  bytes are {}",
-        if exact {
-            "exactly Go's encoding (safe to upload)"
-        } else {
-            "NOT Go's encoding: notary-server would hash other bytes"
-        }
-    );
-    let mut doc = json!({"file": name, "type": kind, "version": version, "expires": expires, "expired": expired, "go_encoding": exact});
+    let signed = doc.signed_bytes()?;
+    let fp = Fingerprint::of(&signed);
+    let _ = writeln!(text, "  signed part SHA-256: {}", fp.hex_groups().join(" "));
+    let mut out = json!({
+        "file": name, "type": doc.type_name(), "version": doc.version(),
+        "expires": expires.to_string(), "expired": expired, "fingerprint": fp,
+    });
 
-    // The keys that check this file's signatures: its own for root, else the root's.
-    let root_for_checks: Option<Root> = if kind == "Root" {
-        env.typed(&name).ok()
-    } else {
-        let path = args
-            .root
-            .clone()
-            .unwrap_or_else(|| args.file.with_file_name("root.json"));
-        path.exists()
-            .then(|| trustdir::read(&path).ok())
-            .flatten()
-            .and_then(|b| Envelope::parse("root.json", &b).ok())
-            .and_then(|e| e.typed::<Root>("root.json").ok())
+    // The root that checks this file: itself, or the one beside it (or --root).
+    let root_path = args
+        .root
+        .clone()
+        .unwrap_or_else(|| sibling(&args.file, "root.json"));
+    let root_check: Result<CheckedRoot, rootkeeper::Error> = match &doc {
+        Document::Root(_) => verify::check_root(&name, &bytes, None, None, now),
+        _ => match trustdir::read(&root_path) {
+            Ok(root) => {
+                verify::check_root(&root_path.display().to_string(), &root, None, None, now)
+            }
+            Err(e) => Err(e),
+        },
     };
-    if let Some(root) = root_for_checks.as_ref().filter(|_| kind == "Root") {
+    if let Document::Root(root) = &doc {
         text.push_str("keys:\n");
+        let table = verify::key_table(&name, &root.signed.keys);
         let mut keys = Vec::new();
-        for (id, key) in &root.keys {
-            let (line, d) = key_line(id, key);
-            let _ = writeln!(text, "{line}");
-            keys.push(d);
+        for (id, key) in &root.signed.keys {
+            match table.as_ref().ok().and_then(|t| t.get(id)) {
+                Some(facts) => {
+                    let (line, d) = key_line(id.as_str(), facts);
+                    let _ = writeln!(text, "{line}");
+                    keys.push(d);
+                }
+                None => {
+                    let _ = writeln!(text, "  {id}  {}  (not a usable key)", key.keytype);
+                    keys.push(
+                        json!({"keyid": id, "keytype": key.keytype.as_str(), "usable": false}),
+                    );
+                }
+            }
         }
         text.push_str("roles:\n");
-        for (role, spec) in &root.roles {
-            let ids: Vec<&str> = spec.keyids.iter().map(|k| verify::short(k)).collect();
+        for role in RoleName::ALL {
+            let spec = root.signed.roles.get(role);
+            let ids: Vec<&str> = spec.keyids.iter().map(|k| k.short()).collect();
             let _ = writeln!(
                 text,
-                "  {role:<10} threshold {}  keys {}",
+                "  {:<10} threshold {}  keys {}",
+                role.as_str(),
                 spec.threshold,
                 ids.join(" ")
             );
         }
-        doc["keys"] = json!(keys);
-        doc["roles"] = serde_json::to_value(&root.roles).unwrap_or_default();
+        out["keys"] = json!(keys);
+        out["roles"] = serde_json::to_value(&root.signed.roles).unwrap_or_default();
     }
-    let role_name = kind.to_lowercase();
-    let message = env.signed_bytes().ok();
+
+    // Signature verdicts, by the role this file is for.
+    let role_keys = |root: &CheckedRoot| match &doc {
+        Document::Root(_) => Some(root.doc.signed.roles.root.clone()),
+        Document::Targets(_) if args.file.file_name().is_some_and(|n| n == "targets.json") => {
+            Some(root.doc.signed.roles.targets.clone())
+        }
+        Document::Targets(_) => None,
+        Document::Snapshot(_) => Some(root.doc.signed.roles.snapshot.clone()),
+        Document::Timestamp(_) => Some(root.doc.signed.roles.timestamp.clone()),
+    };
     text.push_str("signatures:\n");
     let mut sigs = Vec::new();
-    for sig in &env.signatures {
-        let verdict = match (&root_for_checks, &message) {
-            (Some(root), Some(message)) => match root.keys.get(&sig.keyid) {
-                Some(key) if notary::key_id(key) != sig.keyid => {
-                    "key ID does not match its key".to_string()
-                }
-                Some(key) => match notary::check_signature(key, sig, message) {
-                    Ok(true) => {
-                        let listed = root
-                            .roles
-                            .get(&role_name)
-                            .is_some_and(|r: &Role| r.keyids.contains(&sig.keyid));
-                        if listed {
-                            "valid".into()
-                        } else {
-                            format!("valid, but the key is not a {role_name} key")
-                        }
+    let keys_for_checks = match (&doc, &root_check) {
+        (Document::Root(root), _) => verify::key_table(&name, &root.signed.keys).ok(),
+        (_, Ok(root)) => Some(root.keys.clone()),
+        _ => None,
+    };
+    let role = root_check.as_ref().ok().and_then(role_keys).or(match &doc {
+        Document::Root(root) => Some(root.signed.roles.root.clone()),
+        _ => None,
+    });
+    let mut any_invalid = false;
+    for sig in doc.signatures() {
+        let verdict = match (&keys_for_checks, &role) {
+            (Some(keys), Some(role)) => match keys.get(&sig.keyid) {
+                Some(facts) if role.keyids.contains(&sig.keyid) => {
+                    if rootkeeper::tuf::notary::check_signature(&facts.verifying, sig, &signed) {
+                        "valid".to_string()
+                    } else {
+                        any_invalid = true;
+                        "INVALID".to_string()
                     }
-                    Ok(false) => "INVALID".into(),
-                    Err(e) => format!("cannot check: {e}"),
-                },
-                None => "unknown key".into(),
+                }
+                Some(_) => "not a key of this role (ignored by clients)".into(),
+                None => "unknown key (ignored by clients)".into(),
             },
             _ => "not checked (no root.json to check against; use --root)".into(),
         };
         let _ = writeln!(
             text,
             "  {}  {:<6} {verdict}",
-            verify::short(&sig.keyid),
-            sig.method
+            sig.keyid,
+            sig.method.as_str()
         );
-        sigs.push(json!({"keyid": sig.keyid, "method": sig.method, "verdict": verdict}));
+        sigs.push(json!({"keyid": sig.keyid, "method": sig.method.as_str(), "verdict": verdict}));
     }
-    if env.signatures.is_empty() {
+    if doc.signatures().is_empty() {
         text.push_str("  none\n");
     }
-    doc["signatures"] = json!(sigs);
+    out["signatures"] = json!(sigs);
+
+    // Every client rule: "safe to upload" only when all hold.
+    let verdict: Result<(), String> = match (&doc, &root_check) {
+        (Document::Root(_), Ok(_)) => Ok(()),
+        (_, Err(e)) => Err(e.to_string()),
+        (Document::Targets(_), Ok(root)) => {
+            if args.file.file_name().is_some_and(|n| n == "targets.json") {
+                verify::check_targets(&name, &bytes, root, now)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            } else {
+                Err("a delegation is checked against its parent targets.json; `rootkeeper root verify` does that".into())
+            }
+        }
+        (Document::Snapshot(_), Ok(root)) => {
+            let targets = read_sibling(&args.file, "targets.json");
+            let mut covers: Vec<(&str, &[u8])> = vec![("root", &root.bytes)];
+            if let Some(t) = &targets {
+                covers.push(("targets", t));
+            }
+            verify::check_snapshot(&name, &bytes, root, &covers, now)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        (Document::Timestamp(_), Ok(root)) => match read_sibling(&args.file, "snapshot.json") {
+            Some(snapshot) => verify::check_timestamp(&name, &bytes, root, &snapshot, now)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Err("no snapshot.json beside it to check its hash against".into()),
+        },
+    };
+    let safe = verdict.is_ok() && !any_invalid;
+    match &verdict {
+        Ok(()) if safe => {
+            let _ = writeln!(
+                text,
+                "safe to upload: exactly Go's encoding, and every client rule holds"
+            );
+        }
+        Ok(()) => {
+            let _ = writeln!(text, "NOT safe to upload: a signature does not verify");
+        }
+        Err(why) => {
+            let _ = writeln!(text, "NOT safe to upload: {why}");
+        }
+    }
+    out["safe_to_upload"] = json!(safe);
+    out["problem"] = json!(verdict.err());
     if args.pretty {
+        let value: Value = serde_json::from_slice(&signed).unwrap_or_default();
         let _ = writeln!(
             text,
             "signed:\n{}",
-            serde_json::to_string_pretty(&env.signed).unwrap_or_default()
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     }
-    Ok(Output::new(text, doc))
+    let output = Output::new(text, out);
+    Ok(if safe { output } else { output.failing() })
 }

@@ -375,7 +375,7 @@ fn attest_key(ctx: &Ctx, key: &KeyUri, roots_file: Option<PathBuf>) -> anyhow::R
     }
     let key_id = notary::key_id(&notary::ecdsa_key(&public)?);
     let inventory = dir.inventory()?;
-    let in_inventory = inventory.by_key_id(&key_id).is_some();
+    let in_inventory = inventory.by_key_id(key_id.as_str()).is_some();
     let path = dir
         .path()
         .join("attestations")
@@ -455,7 +455,7 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
     }
     let mut docs = Vec::new();
     for key in &inventory.keys {
-        let here = present.contains(&key.key_id);
+        let here = present.contains(key.key_id.as_str());
         let firmware = if key.uri.starts_with("yubikey:") {
             firmware_by_serial
                 .get(&key.token_serial)
@@ -472,7 +472,7 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
         let _ = writeln!(
             text,
             "{}  role {}  token `{}` (serial {})  {}{}\n  uri: {}",
-            &key.key_id[..16],
+            key.key_id,
             key.role.as_deref().unwrap_or("-"),
             key.token_label,
             key.token_serial,
@@ -499,7 +499,7 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
         .filter(|(id, _)| !known.contains(id.as_str()))
         .collect();
     for (id, uri) in &others {
-        let _ = writeln!(text, "{}  not in the inventory\n  uri: {uri}", &id[..16]);
+        let _ = writeln!(text, "{id}  not in the inventory\n  uri: {uri}");
     }
     if inventory.keys.is_empty() && others.is_empty() {
         text.push_str("no keys\n");

@@ -70,11 +70,34 @@ enum Command {
 pub struct Output {
     text: String,
     json: Value,
+    failed: bool,
 }
 
 impl Output {
     fn new(text: String, json: Value) -> Output {
-        Output { text, json }
+        Output {
+            text,
+            json,
+            failed: false,
+        }
+    }
+
+    /// The same output, but the command exits 1: it reports a problem it found (e.g.
+    /// `inspect` of a file that is not safe to upload) rather than failing to run.
+    fn failing(self) -> Output {
+        Output {
+            failed: true,
+            ..self
+        }
+    }
+
+    /// The exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
     }
 
     /// Prints the result on stdout.
@@ -184,8 +207,25 @@ impl Ctx {
         }
     }
 
+    /// The trust directory, for a command that writes (created if needed, locked).
     fn trust_dir(&self) -> anyhow::Result<rootkeeper::trustdir::TrustDir> {
-        Ok(rootkeeper::trustdir::TrustDir::open(&self.dir)?)
+        let dir = rootkeeper::trustdir::TrustDir::open(&self.dir)?;
+        self.note(&format!("trust directory: {}", dir.path().display()));
+        Ok(dir)
+    }
+
+    /// The trust directory, for a command that only reads (never created, never locked
+    /// against a writer waiting for a PIN).
+    fn trust_dir_read(&self) -> anyhow::Result<rootkeeper::trustdir::TrustDir> {
+        let dir = rootkeeper::trustdir::TrustDir::open_read(&self.dir)?;
+        self.note(&format!("trust directory: {}", dir.path().display()));
+        Ok(dir)
+    }
+
+    /// Shows text to the operator on stderr, e.g. what is about to be signed, before any
+    /// prompt; stdout stays for the command's result.
+    fn show(&self, text: &str) {
+        eprint!("{text}");
     }
 
     fn note_logins(&self, keyring: &rootkeeper::backend::Keyring<'_>) {

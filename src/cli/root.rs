@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 use rootkeeper::backend::Keyring;
-use rootkeeper::root::{self, DraftStatus, InitRequest, SnapshotKey};
+use rootkeeper::fingerprint::Fingerprint;
+use rootkeeper::root::sign::SignPlan;
+use rootkeeper::root::{self, DraftStatus, InitRequest, RoleStatus, SnapshotKey};
 use rootkeeper::trustdir;
-use rootkeeper::tuf::model::{self, Envelope, PublicKey, UtcTime};
+use rootkeeper::tuf::model::{self, Document, PublicKey, UtcTime};
 use rootkeeper::tuf::notary;
 use rootkeeper::tuf::verify::{self, RepoFiles, Verified};
 use serde_json::json;
@@ -59,9 +61,9 @@ pub enum RootCommand {
         #[arg(long, value_name = "FILE|DIR")]
         timestamp_key: PathBuf,
         /// Metadata profile.
-        #[arg(long, value_enum, default_value = "notary")]
+        #[arg(long, value_enum, default_value = "notary", hide = true)]
         profile: Profile,
-        /// Root expiry: a duration (10y, 90d) or an RFC 3339 time.
+        /// Root expiry: a duration (10y, 90d; y = calendar years), a date, or an RFC 3339 time.
         #[arg(long, default_value = "10y")]
         expires: String,
         /// Replace an existing draft.
@@ -69,23 +71,33 @@ pub enum RootCommand {
         force: bool,
     },
     /// Add signatures with the given keys to the drafts (root, then targets, then snapshot).
+    /// What will be signed, with its fingerprint, is shown before any PIN is asked for.
     Sign {
         #[command(flatten)]
         guns: GunArgs,
         /// A key URI; repeat for several.
         #[arg(long = "key", value_name = "URI", required = true)]
         keys: Vec<String>,
+        /// Show what would be signed (and its fingerprint) without logging in or signing.
+        #[arg(long)]
+        dry_run: bool,
     },
-    /// Show each draft: version, expiry, signatures present and missing, which tokens must sign.
+    /// Show each draft: version, expiry, fingerprint, signatures present and missing. Without
+    /// --gun, every draft in the trust directory.
     Status {
-        #[command(flatten)]
-        guns: GunArgs,
+        /// Repository name (GUN); repeat for several. Default: every draft.
+        #[arg(long = "gun", value_name = "GUN")]
+        gun: Vec<String>,
+        /// File listing GUNs, one per line.
+        #[arg(long, value_name = "FILE")]
+        gun_file: Option<PathBuf>,
     },
     /// Apply every client rule; exit 1 naming the first broken rule.
     Verify {
         #[command(flatten)]
         guns: GunArgs,
-        /// Files to verify instead (root.json, and targets.json / snapshot.json beside it).
+        /// Files to verify instead: root.json, and targets.json / snapshot.json /
+        /// timestamp.json; every file given is checked.
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
         /// The previous, trusted root (checks a rotation).
@@ -177,22 +189,36 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                     s.version,
                     s.gun,
                     s.root.threshold,
-                    s.root.signed.len() + s.root.missing.len(),
+                    s.root.signers.len(),
                     s.expires
                 );
+                fingerprint_text(&mut text, ROOT_FINGERPRINT, &s.fingerprint);
             }
             let _ = writeln!(
                 text,
-                "next: collect signatures with `rootkeeper root sign --gun GUN --key URI`; `rootkeeper root status` shows who must sign"
+                "next: write the fingerprint in the ceremony log; collect signatures with `rootkeeper root sign --gun GUN --key URI`; `rootkeeper root status` shows who must sign"
             );
             Ok(Output::new(text, json!({"drafts": json(&statuses)})))
         }
-        RootCommand::Sign { guns, keys } => {
+        RootCommand::Sign {
+            guns,
+            keys,
+            dry_run,
+        } => {
             let guns = guns.resolve()?;
             let dir = ctx.trust_dir()?;
             let pins = ctx.pins();
             let mut keyring = Keyring::new(&pins);
-            let outcomes = root::sign(&dir, &mut keyring, &guns, &super::key_uris(&keys)?);
+            let plan =
+                root::sign::plan(&dir, &mut keyring, &pins, &guns, &super::key_uris(&keys)?)?;
+            let plan_text = plan_text(&plan);
+            if dry_run {
+                return Ok(Output::new(plan_text, json!({"plan": json(&plan)})));
+            }
+            if !plan.is_empty() {
+                ctx.show(&plan_text);
+            }
+            let outcomes = root::sign::execute(&dir, &mut keyring, plan);
             ctx.note_logins(&keyring);
             let outcomes = outcomes?;
             let mut text = String::new();
@@ -214,20 +240,30 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             }
             Ok(Output::new(text, json!({"signed": json(&outcomes)})))
         }
-        RootCommand::Status { guns } => {
-            let guns = guns.resolve()?;
-            let dir = ctx.trust_dir()?;
-            let mut statuses = Vec::new();
+        RootCommand::Status { gun, gun_file } => {
+            let guns = if gun.is_empty() && gun_file.is_none() {
+                Vec::new()
+            } else {
+                super::guns(&gun, gun_file.as_deref())?
+            };
+            let dir = ctx.trust_dir_read()?;
+            let statuses = root::status(&dir, &guns)?;
             let mut text = String::new();
-            for gun in &guns {
-                let s = root::draft_status(&dir.repo(gun)?)?;
+            if statuses.is_empty() {
                 let _ = writeln!(
                     text,
-                    "{}: draft root v{}, expires {}",
-                    s.gun, s.version, s.expires
+                    "no drafts in the trust directory {}",
+                    dir.path().display()
                 );
-                status_text(&mut text, &s);
-                statuses.push(s);
+            }
+            for s in &statuses {
+                let _ = writeln!(
+                    text,
+                    "{}: draft root v{}, expires {}, made {}",
+                    s.gun, s.version, s.expires, s.created
+                );
+                fingerprint_text(&mut text, ROOT_FINGERPRINT, &s.fingerprint);
+                status_text(&mut text, s);
             }
             Ok(Output::new(text, json!({"drafts": json(&statuses)})))
         }
@@ -244,10 +280,15 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             for o in &outcomes {
                 let _ = writeln!(
                     text,
-                    "{}: root v{} verified ({} rules) and exported to {}: {}",
+                    "{}: root v{} verified ({} rules) and {} to {}: {}",
                     o.gun,
                     o.verified.root_version,
                     o.verified.rules.len(),
+                    if o.again {
+                        "the last export written again"
+                    } else {
+                        "exported"
+                    },
                     o.dir.display(),
                     o.files.join(", ")
                 );
@@ -262,51 +303,93 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
     }
 }
 
-fn status_text(text: &mut String, s: &DraftStatus) {
+/// How the fingerprint of a draft is introduced.
+const ROOT_FINGERPRINT: &str =
+    "fingerprint (SHA-256 of the root's signed bytes, what custodians sign)";
+
+/// The fingerprint as hex in groups of 4 and as 8 numbered groups of 4 PGP words.
+pub fn fingerprint_text(text: &mut String, label: &str, fp: &Fingerprint) {
+    let _ = writeln!(text, "  {label}:");
+    let _ = writeln!(text, "    {}", fp.hex_groups().join(" "));
+    let groups = fp.word_groups();
+    for (i, pair) in groups.chunks(2).enumerate() {
+        let line: Vec<String> = pair
+            .iter()
+            .enumerate()
+            .map(|(j, g)| format!("{}. {}", i * 2 + j + 1, g.join(" ")))
+            .collect();
+        let _ = writeln!(text, "    {}", line.join("   "));
+    }
+}
+
+fn role_text(text: &mut String, name: &str, role: &RoleStatus) {
     let _ = writeln!(
         text,
-        "  root:     {} of {} signatures",
-        s.root.signed.len(),
-        s.root.threshold
+        "  {name:<9} {} of {} signatures (distinct keys)",
+        role.signed, role.threshold
     );
-    for m in &s.root.signed {
-        let _ = writeln!(text, "    signed   {}  {}", verify::short(&m.keyid), m.uri);
-    }
-    let label = if s.root.complete() {
-        "unsigned (not needed)"
-    } else {
-        "missing "
-    };
-    for m in &s.root.missing {
-        let _ = writeln!(text, "    {label} {}  {}", verify::short(&m.keyid), m.uri);
-    }
-    let _ = writeln!(
-        text,
-        "  targets:  {}",
-        if s.targets.complete() {
-            "signed".to_string()
+    for s in &role.signers {
+        let state = match s.state {
+            "missing" if role.complete() => "unsigned (not needed)",
+            "invalid" => "INVALID (a bad signature is there; signing again replaces it)",
+            other => other,
+        };
+        let cert = if s.keyid != s.key_id {
+            format!("  cert {}", s.keyid.short())
         } else {
-            format!(
-                "needs {}",
-                s.targets
-                    .missing
-                    .iter()
-                    .map(|m| m.uri.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    );
+            String::new()
+        };
+        let _ = writeln!(text, "    {state:<8} key ID {}{cert}  {}", s.key_id, s.uri);
+    }
+}
+
+fn status_text(text: &mut String, s: &DraftStatus) {
+    role_text(text, "root:", &s.root);
+    role_text(text, "targets:", &s.targets);
     let _ = writeln!(text, "  snapshot: {}", s.snapshot);
     let _ = writeln!(
         text,
-        "  ready to export: {}{}",
-        if s.ready { "yes" } else { "no" },
-        s.exported
-            .as_ref()
-            .map(|t| format!(" (last exported {t})"))
-            .unwrap_or_default()
+        "  ready to export: {}",
+        if s.ready { "yes" } else { "no" }
     );
+}
+
+fn plan_text(plan: &SignPlan) -> String {
+    let mut text = String::new();
+    for d in &plan.drafts {
+        let s = &d.before;
+        let _ = writeln!(
+            text,
+            "{}: root v{} ({} of {} root signatures so far), expires {}",
+            s.gun, s.version, s.root.signed, s.root.threshold, s.expires
+        );
+        fingerprint_text(&mut text, ROOT_FINGERPRINT, &s.fingerprint);
+        for p in &d.signatures {
+            let _ = writeln!(
+                text,
+                "  will sign {:<8} with key ID {}{}",
+                p.role.as_str(),
+                p.key_id,
+                if p.replaces_invalid {
+                    " (replacing its invalid signature)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if d.snapshot {
+            let _ = writeln!(text, "  will sign snapshot");
+        }
+        for n in &d.notes {
+            let _ = writeln!(text, "  note: {n}");
+        }
+    }
+    for k in &plan.keys {
+        if k.signs.is_empty() {
+            let _ = writeln!(text, "{} (key ID {}): nothing to sign", k.uri, k.key_id);
+        }
+    }
+    text
 }
 
 /// Server keys for every GUN: one FILE for all, or DIR/<gun>/<role>.key.json each.
@@ -316,21 +399,25 @@ fn server_keys(
     role: &str,
 ) -> anyhow::Result<BTreeMap<String, PublicKey>> {
     let mut keys = BTreeMap::new();
+    let mut cache: BTreeMap<PathBuf, PublicKey> = BTreeMap::new();
     for gun in guns {
         let file = if path.is_dir() {
             trustdir::server_key_file(path, gun, role)
         } else {
             path.to_owned()
         };
+        if let Some(key) = cache.get(&file) {
+            keys.insert(gun.clone(), key.clone());
+            continue;
+        }
         let bytes = trustdir::read(&file).map_err(|e| {
             anyhow::Error::new(e).context(format!(
                 "the {role} key of {gun}; fetch it online with `rootkeeper server {role}-key`"
             ))
         })?;
-        keys.insert(
-            gun.clone(),
-            notary::parse_server_key(&file.display().to_string(), &bytes)?,
-        );
+        let key = notary::parse_server_key(&file.display().to_string(), &bytes)?;
+        cache.insert(file, key.clone());
+        keys.insert(gun.clone(), key);
     }
     Ok(keys)
 }
@@ -351,7 +438,12 @@ fn verified_text(text: &mut String, what: &str, v: &Verified) {
             .map(|t| format!("  snapshot v{t}"))
             .unwrap_or_default(),
     );
-    let _ = writeln!(text, "  rules passed: {}", v.rules.join(", "));
+    let _ = writeln!(
+        text,
+        "  {} rules passed: {}",
+        v.rules.len(),
+        v.rules.join(", ")
+    );
 }
 
 fn verify_cmd(
@@ -364,32 +456,13 @@ fn verify_cmd(
     let mut text = String::new();
     let mut results = Vec::new();
     if !files.is_empty() {
-        let mut by_type: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for file in files {
-            let bytes = trustdir::read(file)?;
-            let env = Envelope::parse(&file.display().to_string(), &bytes)?;
-            by_type.insert(env.type_name().to_owned(), bytes);
-        }
-        let root = by_type
-            .get("Root")
-            .ok_or_else(|| usage("give the root.json to verify the other files against"))?;
-        let previous = trusted.map(trustdir::read).transpose()?;
         let gun = guns.gun.first().map(String::as_str);
-        let v = verify::verify_repo(
-            RepoFiles {
-                root,
-                targets: by_type.get("Targets").map(Vec::as_slice),
-                snapshot: by_type.get("Snapshot").map(Vec::as_slice),
-            },
-            gun,
-            previous.as_deref(),
-            now,
-        )?;
+        let v = verify_files(files, gun, trusted, now)?;
         verified_text(&mut text, "files", &v);
         results.push(v);
     } else {
         let guns = guns.resolve()?;
-        let dir = ctx.trust_dir()?;
+        let dir = ctx.trust_dir_read()?;
         for gun in &guns {
             let repo = dir.repo(gun)?;
             let v = root::verify_draft(&repo, now)?;
@@ -398,4 +471,61 @@ fn verify_cmd(
         }
     }
     Ok(Output::new(text, json!({"verified": json(&results)})))
+}
+
+/// Checks every file given: exactly one root.json, and any of targets, snapshot and timestamp
+/// against it (a timestamp needs the snapshot beside it).
+fn verify_files(
+    files: &[PathBuf],
+    gun: Option<&str>,
+    trusted: Option<&Path>,
+    now: UtcTime,
+) -> anyhow::Result<Verified> {
+    let mut by_type: BTreeMap<&'static str, (String, Vec<u8>)> = BTreeMap::new();
+    for file in files {
+        let name = file.display().to_string();
+        let bytes = trustdir::read(file)?;
+        let doc = Document::parse(&name, &bytes)?;
+        if let Some((other, _)) = by_type.insert(doc.type_name(), (name.clone(), bytes)) {
+            return Err(usage(format!(
+                "{other} and {name} are both {} files; give one of each",
+                doc.type_name()
+            )));
+        }
+    }
+    let (root_name, root) = by_type
+        .remove("Root")
+        .ok_or_else(|| usage("give the root.json to verify the other files against"))?;
+    let previous = match trusted {
+        None => None,
+        Some(path) => {
+            // The trusted root may have expired since: notary walks through such roots, so
+            // only its structure, keys and signatures are checked, for the GUN of the new one.
+            let gun = match gun {
+                Some(g) => g.to_owned(),
+                None => verify::check_root(&root_name, &root, None, None, now)?.gun,
+            };
+            let bytes = trustdir::read(path)?;
+            Some(verify::check_chain_root(
+                &path.display().to_string(),
+                &bytes,
+                &gun,
+                None,
+                now,
+            )?)
+        }
+    };
+    let file = |t: &str| by_type.get(t).map(|(_, b)| b.as_slice());
+    let (_, verified) = verify::verify_repo(
+        RepoFiles {
+            root: &root,
+            targets: file("Targets"),
+            snapshot: file("Snapshot"),
+            timestamp: file("Timestamp"),
+        },
+        gun,
+        previous.as_ref(),
+        now,
+    )?;
+    Ok(verified)
 }

@@ -163,7 +163,7 @@ fn list_pkcs11(
         let mut key_docs = Vec::new();
         for key in &keys {
             let key_id = notary::key_id(&notary::ecdsa_key(&key.public_key)?);
-            let _ = writeln!(text, "  key `{}`  key ID {}", key.label, &key_id[..16]);
+            let _ = writeln!(text, "  key `{}`  key ID {key_id}", key.label);
             let _ = writeln!(text, "    uri: {}", key.uri(&token));
             key_docs.push(
                 json!({"label": key.label, "uri": key.uri(&token).to_string(), "key_id": key_id}),
@@ -237,7 +237,7 @@ fn yubikey_text(text: &mut String, d: &DeviceInfo) {
             .public_key
             .as_ref()
             .and_then(|k| notary::ecdsa_key(k).ok())
-            .map(|k| format!("  key ID {}", &notary::key_id(&k)[..16]))
+            .map(|k| format!("  key ID {}", notary::key_id(&k)))
             .unwrap_or_default();
         let _ = writeln!(
             text,

@@ -26,20 +26,19 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<()> {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.extend_from_slice(i.to_string().as_bytes());
-            } else if let Some(u) = n.as_u64() {
-                out.extend_from_slice(u.to_string().as_bytes());
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() != 0.0 || !f.is_finite() || f.abs() > 9.007_199_254_740_992e15 {
+            // Go's verifier decodes numbers as float64: only integers up to 2^53 survive.
+            let limit = crate::tuf::model::MAX_SAFE_INTEGER;
+            let text = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) if u <= limit => u.to_string(),
+                (None, Some(i)) if i.unsigned_abs() <= limit => i.to_string(),
+                _ => {
                     return Err(Error::Metadata {
                         file: "canonical JSON".into(),
-                        reason: format!("the number {n} is not an integer"),
+                        reason: format!("the number {n} is not an integer between -2^53 and 2^53"),
                     });
                 }
-                out.extend_from_slice(format!("{f:.0}").as_bytes());
-            }
+            };
+            out.extend_from_slice(text.as_bytes());
         }
         Value::String(s) => write_string(out, s)?,
         Value::Array(items) => {
@@ -93,25 +92,25 @@ fn write_string(out: &mut Vec<u8>, s: &str) -> Result<()> {
 /// can only occur inside strings, so escaping them byte-wise is exact.
 pub fn html_escape(json: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len());
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'<' => out.extend_from_slice(b"\\u003c"),
-            b'>' => out.extend_from_slice(b"\\u003e"),
-            b'&' => out.extend_from_slice(b"\\u0026"),
-            0xE2 if json.get(i + 1) == Some(&0x80)
-                && matches!(json.get(i + 2), Some(0xA8 | 0xA9)) =>
-            {
-                out.extend_from_slice(if json[i + 2] == 0xA8 {
-                    b"\\u2028"
-                } else {
-                    b"\\u2029"
-                });
-                i += 2;
+    let mut rest = json;
+    while let Some((&b, tail)) = rest.split_first() {
+        match (b, tail) {
+            (b'<', _) => out.extend_from_slice(b"\\u003c"),
+            (b'>', _) => out.extend_from_slice(b"\\u003e"),
+            (b'&', _) => out.extend_from_slice(b"\\u0026"),
+            (0xE2, [0x80, 0xA8, more @ ..]) => {
+                out.extend_from_slice(b"\\u2028");
+                rest = more;
+                continue;
             }
-            b => out.push(b),
+            (0xE2, [0x80, 0xA9, more @ ..]) => {
+                out.extend_from_slice(b"\\u2029");
+                rest = more;
+                continue;
+            }
+            (b, _) => out.push(b),
         }
-        i += 1;
+        rest = tail;
     }
     out
 }
@@ -133,7 +132,13 @@ mod tests {
     #[test]
     fn refuses_fractions_and_control_characters() {
         assert!(to_canonical(&json!({"a": 1.5})).is_err());
-        assert_eq!(to_canonical(&json!(2.0)).unwrap(), b"2");
+        assert!(to_canonical(&json!(2.0)).is_err());
+        assert_eq!(
+            to_canonical(&json!(9007199254740992u64)).unwrap(),
+            b"9007199254740992"
+        );
+        assert!(to_canonical(&json!(9007199254740993u64)).is_err());
+        assert_eq!(to_canonical(&json!(-3)).unwrap(), b"-3");
         assert!(to_canonical(&json!("a\nb")).is_err());
     }
 

@@ -4,4 +4,5 @@
 pub mod canonical;
 pub mod model;
 pub mod notary;
+pub mod time;
 pub mod verify;

@@ -1,0 +1,232 @@
+//! `root export`: every client rule on each GUN's draft, then the files the trust server takes
+//! written into the export folder, in one batch with the trust directory's own record (the root
+//! version kept for rotations, the last export, and the draft closed: an exported root is
+//! never signed again).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::root::draft::{self, EXPORT_FILE, ExportRecord};
+use crate::trustdir::{Batch, RepoDir, TrustDir, json_bytes};
+use crate::tuf::model::{Root, Signed, UtcTime, Version};
+use crate::tuf::notary;
+use crate::tuf::verify::{self, CheckedRoot, RepoFiles, Verified};
+
+/// What `root export` wrote for one GUN.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportOutcome {
+    /// The GUN.
+    pub gun: String,
+    /// The folder written.
+    pub dir: PathBuf,
+    /// The files written.
+    pub files: Vec<String>,
+    /// What was verified.
+    pub verified: Verified,
+    /// True when this wrote the last export again (there was no draft).
+    pub again: bool,
+}
+
+/// The root versions before `version` kept in the trust directory, each checked against the
+/// one before it: the chain a client that trusted an older version walks.
+pub fn chain(repo: &RepoDir<'_>, version: Version, now: UtcTime) -> Result<Vec<CheckedRoot>> {
+    let mut out: Vec<CheckedRoot> = Vec::new();
+    let mut v = Version::FIRST;
+    while v < version {
+        let path = repo.root_version(v);
+        let bytes = repo.read_optional(&path)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "root version {v} of {} is missing from {}; it is needed to check version {version}",
+                repo.gun(),
+                path.display()
+            ))
+        })?;
+        let checked = verify::check_chain_root(
+            &path.display().to_string(),
+            &bytes,
+            repo.gun(),
+            out.last(),
+            now,
+        )?;
+        out.push(checked);
+        v = v.next()?;
+    }
+    Ok(out)
+}
+
+/// Every client rule on a GUN's files, with the chain of earlier roots kept in the trust
+/// directory; `needs_snapshot` when the snapshot is signed offline and must be there.
+pub fn verify_files(
+    repo: &RepoDir<'_>,
+    (root, targets, snapshot): (&[u8], &[u8], Option<&[u8]>),
+    needs_snapshot: bool,
+    now: UtcTime,
+) -> Result<(Vec<CheckedRoot>, Verified)> {
+    let version = Signed::<Root>::parse("root.json", root)?.signed.version;
+    let chain = chain(repo, version, now)?;
+    let (_, verified) = verify::verify_repo(
+        RepoFiles {
+            root,
+            targets: Some(targets),
+            snapshot,
+            timestamp: None,
+        },
+        Some(repo.gun()),
+        chain.last(),
+        now,
+    )?;
+    if needs_snapshot && snapshot.is_none() {
+        return Err(draft::snapshot_missing());
+    }
+    Ok((chain, verified))
+}
+
+/// The GUN of the root.json an export folder already holds, if any.
+fn gun_in_folder(folder: &Path) -> Result<Option<String>> {
+    let path = folder.join("root.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(None);
+    };
+    let name = path.display().to_string();
+    let doc = Signed::<Root>::parse(&name, &bytes)?;
+    let gun = doc
+        .signed
+        .roles
+        .root
+        .keyids
+        .iter()
+        .filter_map(|id| doc.signed.keys.get(id))
+        .filter_map(|k| notary::leaf_certificate(k).ok())
+        .find_map(|c| c.common_name);
+    Ok(Some(gun.unwrap_or_else(|| "an unknown repository".into())))
+}
+
+/// Verifies every GUN's draft, then writes root.json, targets.json and (unless the server
+/// manages it) snapshot.json, plus `<v>.root.json` for every earlier version, into `out` (one
+/// GUN) or `out/<gun>/` (several). Nothing is written unless every GUN verifies. A GUN with
+/// no draft but an earlier export gets that export written again, verified again.
+pub fn export(
+    dir: &TrustDir,
+    guns: &[String],
+    out: &Path,
+    now: UtcTime,
+) -> Result<Vec<ExportOutcome>> {
+    let inventory = dir.inventory()?;
+    let mut batch = Batch::new();
+    let mut outcomes = Vec::new();
+    for gun in guns {
+        let repo = dir.repo(gun)?;
+        let target = if guns.len() == 1 {
+            out.to_owned()
+        } else {
+            out.join(repo.gun())
+        };
+        if let Some(other) = gun_in_folder(&target)?
+            && &other != gun
+        {
+            return Err(Error::ExportFolderTaken {
+                dir: target.display().to_string(),
+                other,
+                gun: gun.clone(),
+            });
+        }
+        let (files, needs_snapshot, again) = if repo.has_pending() {
+            let pending = draft::load(&repo, &inventory)?;
+            let snapshot = pending
+                .snapshot
+                .as_ref()
+                .map(Signed::to_bytes)
+                .transpose()?;
+            let needs_snapshot =
+                matches!(pending.draft.snapshot, draft::SnapshotPlan::Offline { .. });
+            let files = (pending.root_file()?, pending.targets_file()?, snapshot);
+            (files, needs_snapshot, false)
+        } else {
+            let Some(root) = repo.read_optional(&repo.exported("root.json"))? else {
+                return Err(draft::no_draft(&repo));
+            };
+            let targets = repo.read(&repo.exported("targets.json"))?;
+            let snapshot = repo.read_optional(&repo.exported("snapshot.json"))?;
+            ((root, targets, snapshot), false, true)
+        };
+        let (root_bytes, targets_bytes, snapshot_bytes) = files;
+        let (chain, verified) = verify_files(
+            &repo,
+            (&root_bytes, &targets_bytes, snapshot_bytes.as_deref()),
+            needs_snapshot,
+            now,
+        )?;
+        let version = Version::new(verified.root_version)?;
+        let kept = repo.root_version(version);
+        match repo.read_optional(&kept)? {
+            Some(existing) if existing != root_bytes => {
+                return Err(Error::Exists(format!(
+                    "{gun} already has a different root version {version} in {}; a new root needs a new version",
+                    kept.display()
+                )));
+            }
+            _ => {}
+        }
+        let mut names = Vec::new();
+        for earlier in &chain {
+            let name = format!("{}.root.json", earlier.doc.signed.version);
+            batch.write(target.join(&name), earlier.bytes.clone());
+            names.push(name);
+        }
+        for (name, bytes) in [
+            ("root.json", Some(&root_bytes)),
+            ("targets.json", Some(&targets_bytes)),
+            ("snapshot.json", snapshot_bytes.as_ref()),
+        ] {
+            match bytes {
+                Some(bytes) => {
+                    batch.write(target.join(name), bytes.clone());
+                    if !again {
+                        batch.write(repo.exported(name), bytes.clone());
+                    }
+                    names.push(name.to_string());
+                }
+                None => {
+                    batch.remove(target.join(name));
+                    if !again {
+                        batch.remove(repo.exported(name));
+                    }
+                }
+            }
+        }
+        if !again {
+            batch.write(kept, root_bytes.clone());
+            let record = ExportRecord {
+                format: 1,
+                gun: gun.clone(),
+                exported: now.to_go_string(),
+                root_version: version.get(),
+                out: std::path::absolute(&target)
+                    .unwrap_or_else(|_| target.clone())
+                    .display()
+                    .to_string(),
+                files: names.clone(),
+            };
+            batch.write(repo.exported(EXPORT_FILE), json_bytes(&record)?);
+            for name in [
+                "root.json",
+                "targets.json",
+                "snapshot.json",
+                draft::DRAFT_FILE,
+            ] {
+                batch.remove(repo.pending(name));
+            }
+        }
+        outcomes.push(ExportOutcome {
+            gun: repo.gun().to_owned(),
+            dir: target,
+            files: names,
+            verified,
+            again,
+        });
+    }
+    dir.commit(batch)?;
+    Ok(outcomes)
+}

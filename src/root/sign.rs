@@ -1,0 +1,328 @@
+//! `root sign`: plan first, then sign. [`plan`] resolves every key without logging in, checks
+//! it belongs to a draft and has something to sign there, and says what will be signed (so the
+//! operator sees the fingerprint before any PIN prompt); [`execute`] logs in to each token
+//! once, signs root first, then targets, then the snapshot once root and targets meet their
+//! thresholds, and writes every draft in one batch.
+//!
+//! The snapshot covers the exact bytes of root.json and targets.json, signatures included, so
+//! it is dropped again (and re-signed when the snapshot key is there) whenever root or targets
+//! gain a signature.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::backend::Keyring;
+use crate::error::{Error, Result};
+use crate::keyuri::KeyUri;
+use crate::root::draft::{self, DraftStatus, PendingDraft, SnapshotPlan};
+use crate::secret::PinSources;
+use crate::signer::Signer;
+use crate::trustdir::{Batch, TrustDir};
+use crate::tuf::model::{KeyId, RoleName, Signed, Version, envelope_bytes};
+use crate::tuf::notary;
+
+/// A key given to `root sign`, resolved without logging in.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedKey {
+    /// The URI as given (without PIN source).
+    pub uri: String,
+    /// The key's one identity.
+    pub key_id: KeyId,
+    /// The token it is on, for messages.
+    pub token: String,
+    /// What it will sign, e.g. `root of example.com/app`.
+    pub signs: Vec<String>,
+    #[serde(skip)]
+    given: KeyUri,
+}
+
+/// One signature the plan will make.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedSignature {
+    /// The role.
+    pub role: RoleName,
+    /// The key ID the document lists.
+    pub keyid: KeyId,
+    /// The key's one identity.
+    pub key_id: KeyId,
+    /// True when it replaces a signature by this key that does not verify.
+    pub replaces_invalid: bool,
+}
+
+/// What `root sign` will do to one GUN's draft.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedDraft {
+    /// The draft's state before signing (with its fingerprint).
+    pub before: DraftStatus,
+    /// The root and targets signatures to make.
+    pub signatures: Vec<PlannedSignature>,
+    /// The snapshot will be signed (root and targets meet their thresholds afterwards).
+    pub snapshot: bool,
+    /// Notes (already signed, snapshot waits...).
+    pub notes: Vec<String>,
+    #[serde(skip)]
+    pending: PendingDraft,
+}
+
+impl PlannedDraft {
+    /// True when nothing will change.
+    pub fn is_empty(&self) -> bool {
+        self.signatures.is_empty() && !self.snapshot
+    }
+}
+
+/// Everything `root sign` will do, known before any login.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignPlan {
+    /// Per GUN.
+    pub drafts: Vec<PlannedDraft>,
+    /// The keys given, with what each signs.
+    pub keys: Vec<PlannedKey>,
+}
+
+impl SignPlan {
+    /// True when no key has anything to sign.
+    pub fn is_empty(&self) -> bool {
+        self.drafts.iter().all(PlannedDraft::is_empty)
+    }
+}
+
+fn pin_source_of(uri: &KeyUri) -> bool {
+    match uri {
+        KeyUri::Pkcs11(u) => u.pin_source.is_some(),
+        KeyUri::YubiKey(u) => u.pin_source.is_some(),
+    }
+}
+
+/// Resolves the keys and works out what each will sign, without logging in anywhere.
+pub fn plan(
+    dir: &TrustDir,
+    keyring: &mut Keyring<'_>,
+    pins: &PinSources<'_>,
+    guns: &[String],
+    keys: &[KeyUri],
+) -> Result<SignPlan> {
+    let inventory = dir.inventory()?;
+    let mut pendings = Vec::new();
+    for gun in guns {
+        let repo = dir.repo(gun)?;
+        pendings.push(draft::load(&repo, &inventory)?);
+    }
+    let mut planned_keys = Vec::new();
+    let mut seen = BTreeSet::new();
+    for uri in keys {
+        let described = keyring.public_key(uri)?;
+        let key_id = notary::p256_key_id(&described.public_key)?;
+        if !seen.insert(key_id.clone()) {
+            return Err(Error::Invalid(format!(
+                "{} is given twice (key ID {key_id})",
+                described.uri
+            )));
+        }
+        let known = pendings
+            .iter()
+            .any(|p| p.draft.signers.iter().any(|s| s.key_id == key_id));
+        if !known {
+            return Err(Error::KeyNotInDraft {
+                uri: described.uri.clone(),
+                key_id: key_id.to_string(),
+                guns: guns.join(", "),
+            });
+        }
+        planned_keys.push(PlannedKey {
+            uri: described.uri.clone(),
+            key_id,
+            token: format!(
+                "token `{}` (serial {})",
+                described.token_label, described.token_serial
+            ),
+            signs: Vec::new(),
+            given: uri.clone(),
+        });
+    }
+
+    let mut drafts = Vec::new();
+    for pending in pendings {
+        let gun = pending.draft.gun.clone();
+        let before = draft::status(&pending);
+        let mut signatures = Vec::new();
+        let mut notes = Vec::new();
+        for (role, report) in [
+            (RoleName::Root, pending.root_signatures()),
+            (RoleName::Targets, pending.targets_signatures()),
+        ] {
+            for signer in pending.draft.signers(role) {
+                let Some(key) = planned_keys.iter_mut().find(|k| k.key_id == signer.key_id) else {
+                    continue;
+                };
+                if report.valid.contains(&signer.keyid) {
+                    notes.push(format!(
+                        "{role} already carries the signature of key {}",
+                        signer.key_id
+                    ));
+                    continue;
+                }
+                key.signs.push(format!("{role} of {gun}"));
+                signatures.push(PlannedSignature {
+                    role,
+                    keyid: signer.keyid.clone(),
+                    key_id: signer.key_id.clone(),
+                    replaces_invalid: report.invalid.contains(&signer.keyid),
+                });
+            }
+        }
+        let added = |role: RoleName| {
+            u64::try_from(signatures.iter().filter(|s| s.role == role).count()).unwrap_or(0)
+        };
+        let root_after = before.root.signed.saturating_add(added(RoleName::Root));
+        let targets_after = before
+            .targets
+            .signed
+            .saturating_add(added(RoleName::Targets));
+        let mut snapshot = false;
+        if let SnapshotPlan::Offline { .. } = pending.draft.snapshot
+            && let Some(signer) = pending.draft.signers(RoleName::Snapshot).next()
+            && let Some(key) = planned_keys.iter_mut().find(|k| k.key_id == signer.key_id)
+        {
+            let complete =
+                root_after >= before.root.threshold && targets_after >= before.targets.threshold;
+            if pending.snapshot.is_some() && signatures.is_empty() {
+                notes.push("the snapshot is already signed".into());
+            } else if !complete {
+                notes.push(format!(
+                    "snapshot not signed yet: root will have {root_after} of {} signatures, targets {targets_after} of {}; sign the snapshot after them",
+                    before.root.threshold, before.targets.threshold
+                ));
+            } else {
+                key.signs.push(format!("snapshot of {gun}"));
+                snapshot = true;
+            }
+        }
+        if pending.snapshot.is_some() && !signatures.is_empty() && !snapshot {
+            notes.push(
+                "the snapshot covered the old root/targets bytes and must be signed again".into(),
+            );
+        }
+        drafts.push(PlannedDraft {
+            before,
+            signatures,
+            snapshot,
+            notes,
+            pending,
+        });
+    }
+
+    // One PIN file (or ROOTKEEPER_PIN) is never tried on several tokens.
+    let shared_source = pins.pin_file.is_some() || pins.env_pin.is_some();
+    let needing: BTreeSet<&str> = planned_keys
+        .iter()
+        .filter(|k| !k.signs.is_empty() && !pin_source_of(&k.given))
+        .map(|k| k.token.as_str())
+        .collect();
+    if shared_source && needing.len() > 1 {
+        return Err(Error::SharedPin {
+            tokens: needing.into_iter().collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(SignPlan {
+        drafts,
+        keys: planned_keys,
+    })
+}
+
+/// What `root sign` did for one GUN.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignOutcome {
+    /// The GUN.
+    pub gun: String,
+    /// What was signed: `root by <key ID>`, `targets by <key ID>`, `snapshot`.
+    pub signed: Vec<String>,
+    /// Notes, e.g. why the snapshot waits.
+    pub notes: Vec<String>,
+    /// The state afterwards.
+    pub status: DraftStatus,
+}
+
+/// Logs in to the tokens that have something to sign and makes the planned signatures; one
+/// batch writes every draft.
+pub fn execute(
+    dir: &TrustDir,
+    keyring: &mut Keyring<'_>,
+    plan: SignPlan,
+) -> Result<Vec<SignOutcome>> {
+    let mut signers: BTreeMap<KeyId, Box<dyn Signer>> = BTreeMap::new();
+    for key in plan.keys.iter().filter(|k| !k.signs.is_empty()) {
+        let signer = keyring.signer(&key.given)?;
+        let key_id = notary::p256_key_id(signer.public_key())?;
+        if key_id != key.key_id {
+            return Err(Error::Invalid(format!(
+                "{} now holds key {key_id}, not the key {} it held a moment ago",
+                key.uri, key.key_id
+            )));
+        }
+        signers.insert(key_id, signer);
+    }
+    let signer_for = |key_id: &KeyId| {
+        signers
+            .get(key_id)
+            .map(Box::as_ref)
+            .ok_or_else(|| Error::Invalid(format!("no signer for key {key_id}")))
+    };
+
+    let mut batch = Batch::new();
+    let mut outcomes = Vec::new();
+    for planned in plan.drafts {
+        let mut pending = planned.pending;
+        let repo = dir.repo(&pending.draft.gun)?;
+        let mut signed = Vec::new();
+        for s in &planned.signatures {
+            let signer = signer_for(&s.key_id)?;
+            let (message, signatures) = match s.role {
+                RoleName::Root => (&pending.root_signed, &mut pending.root.signatures),
+                _ => (&pending.targets_signed, &mut pending.targets.signatures),
+            };
+            notary::put_signature(signatures, notary::signature(signer, &s.keyid, message)?);
+            signed.push(format!("{} by {}", s.role, s.key_id));
+        }
+        let root_file = pending.root_file()?;
+        let targets_file = pending.targets_file()?;
+        if !planned.signatures.is_empty() {
+            batch.write(repo.pending("root.json"), root_file.clone());
+            batch.write(repo.pending("targets.json"), targets_file.clone());
+            batch.remove(repo.pending("snapshot.json"));
+            pending.snapshot = None;
+        }
+        if planned.snapshot {
+            let (version, expires) = draft::snapshot_expiry(&pending.draft.snapshot)?
+                .ok_or_else(|| Error::Invalid("the server manages this snapshot".into()))?;
+            let signer_id = pending
+                .draft
+                .signers(RoleName::Snapshot)
+                .next()
+                .map(|s| (s.keyid.clone(), s.key_id.clone()))
+                .ok_or_else(|| Error::Invalid("the draft names no snapshot key".into()))?;
+            let doc =
+                notary::new_snapshot(&root_file, &targets_file, expires, Version::new(version)?);
+            let mut snapshot = Signed::new(doc);
+            let message = snapshot.signed_bytes()?;
+            let sig = notary::signature(signer_for(&signer_id.1)?, &signer_id.0, &message)?;
+            snapshot.signatures.push(sig);
+            batch.write(
+                repo.pending("snapshot.json"),
+                envelope_bytes(&message, &snapshot.signatures)?,
+            );
+            pending.snapshot = Some(snapshot);
+            signed.push("snapshot".into());
+        }
+        let status = draft::status(&pending);
+        outcomes.push(SignOutcome {
+            gun: pending.draft.gun.clone(),
+            signed,
+            notes: planned.notes,
+            status,
+        });
+    }
+    dir.commit(batch)?;
+    Ok(outcomes)
+}
