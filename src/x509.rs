@@ -131,7 +131,11 @@ impl SignatureAlgorithmIdentifier for CertKey {
 /// PEM exactly as Go's `pem.EncodeToMemory` writes a certificate.
 pub fn go_pem(der: &[u8]) -> String {
     let body = B64.encode(der);
-    let mut pem = String::with_capacity(body.len() + body.len() / 64 + 60);
+    let mut pem = String::with_capacity(
+        body.len()
+            .saturating_add(body.len() / 64)
+            .saturating_add(60),
+    );
     pem.push_str("-----BEGIN CERTIFICATE-----\n");
     for chunk in body.as_bytes().chunks(64) {
         pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());

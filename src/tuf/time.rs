@@ -25,33 +25,57 @@ const NANOS_PER_SEC: u32 = 1_000_000_000;
 /// Days from 0000-03-01 to 1970-01-01 in the proleptic Gregorian calendar.
 const DAYS_0000_TO_1970: i64 = 719_468;
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian). Exact for years 0..=9999.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    // Howard Hinnant's algorithm, for years 0..=9999 only (all values stay small).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - DAYS_0000_TO_1970
+/// Calendar arithmetic (Howard Hinnant's algorithms), on bounded values only: every caller
+/// passes years 0 to 9999 (or day and second counts within them, as [`UtcTime`] is clamped to
+/// those years), so no intermediate value comes within a factor of 10^6 of `i64`'s range.
+#[allow(clippy::arithmetic_side_effects)]
+mod calendar {
+    /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+    pub(super) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let mp = i64::from((month + 9) % 12);
+        let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - super::DAYS_0000_TO_1970
+    }
+
+    /// The civil date of a day count since 1970-01-01.
+    pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+        let z = days + super::DAYS_0000_TO_1970;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+        let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+        (yoe + era * 400 + i64::from(month <= 2), month, day)
+    }
+
+    /// Seconds since the epoch of a civil date and time of day.
+    pub(super) fn secs_from_civil(
+        date: (i64, u32, u32),
+        hour: u32,
+        minute: u32,
+        second: u32,
+    ) -> i64 {
+        days_from_civil(date.0, date.1, date.2) * super::SECS_PER_DAY
+            + i64::from(hour * 3600 + minute * 60 + second)
+    }
+
+    /// The civil date and (hour, minute, second) of seconds since the epoch.
+    pub(super) fn civil_from_secs(secs: i64) -> ((i64, u32, u32), (i64, i64, i64)) {
+        let rem = secs.rem_euclid(super::SECS_PER_DAY);
+        (
+            civil_from_days(secs.div_euclid(super::SECS_PER_DAY)),
+            (rem / 3600, rem % 3600 / 60, rem % 60),
+        )
+    }
 }
 
-/// The civil date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days.saturating_add(DAYS_0000_TO_1970);
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let year = yoe
-        .saturating_add(era.saturating_mul(400))
-        .saturating_add(i64::from(month <= 2));
-    (year, month, day)
-}
+use calendar::{civil_from_secs, secs_from_civil};
 
 fn is_leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
@@ -99,7 +123,7 @@ impl UtcTime {
     }
 
     fn clamped(self) -> UtcTime {
-        let min = days_from_civil(0, 1, 1) * SECS_PER_DAY;
+        let min = secs_from_civil((0, 1, 1), 0, 0, 0);
         if self.secs > MAX_SECS {
             UtcTime {
                 secs: MAX_SECS,
@@ -184,11 +208,7 @@ impl UtcTime {
     /// The same wall-clock time `years` calendar years later (29 February becomes 28 February
     /// in a year that is not a leap year), saturating at the end of year 9999.
     pub fn plus_years(self, years: u64) -> UtcTime {
-        let (days, rem) = (
-            self.secs.div_euclid(SECS_PER_DAY),
-            self.secs.rem_euclid(SECS_PER_DAY),
-        );
-        let (y, m, d) = civil_from_days(days);
+        let ((y, m, d), (hour, minute, second)) = civil_from_secs(self.secs);
         let Some(year) = i64::try_from(years).ok().and_then(|n| y.checked_add(n)) else {
             return Self::from_secs(MAX_SECS);
         };
@@ -196,8 +216,9 @@ impl UtcTime {
             return Self::from_secs(MAX_SECS);
         }
         let day = d.min(days_in_month(year, m));
+        let time = |v: i64| u32::try_from(v).unwrap_or(0);
         UtcTime {
-            secs: days_from_civil(year, m, day) * SECS_PER_DAY + rem,
+            secs: secs_from_civil((year, m, day), time(hour), time(minute), time(second)),
             nanos: self.nanos,
         }
         .clamped()
@@ -264,7 +285,9 @@ impl GoTime {
                 .ok_or_else(|| bad("too short"))?;
             part.iter().try_fold(0u32, |acc, &c| {
                 if c.is_ascii_digit() {
-                    Ok(acc.saturating_mul(10).saturating_add(u32::from(c - b'0')))
+                    Ok(acc
+                        .saturating_mul(10)
+                        .saturating_add(u32::from(c.saturating_sub(b'0'))))
                 } else {
                     Err(bad("a digit is expected"))
                 }
@@ -333,11 +356,16 @@ impl GoTime {
                 if hours > 23 || minutes > 59 {
                     return Err(bad("the offset is out of range"));
                 }
-                let total = i32::try_from(hours * 60 + minutes).unwrap_or(0);
+                let total =
+                    i32::try_from(hours.saturating_mul(60).saturating_add(minutes)).unwrap_or(0);
                 if total == 0 {
                     return Err(bad("a zero offset is written `Z` by Go, not `+00:00`"));
                 }
-                if *sign == b'-' { -total } else { total }
+                if *sign == b'-' {
+                    total.saturating_neg()
+                } else {
+                    total
+                }
             }
             _ => {
                 return Err(bad(
@@ -345,10 +373,9 @@ impl GoTime {
                 ));
             }
         };
-        let local = days_from_civil(year, month, day) * SECS_PER_DAY
-            + i64::from(hour * 3600 + minute * 60 + second);
+        let local = secs_from_civil((year, month, day), hour, minute, second);
         let utc = UtcTime {
-            secs: local - i64::from(offset_minutes) * 60,
+            secs: local.saturating_sub(i64::from(offset_minutes).saturating_mul(60)),
             nanos,
         };
         if utc.secs > MAX_SECS || utc.clamped() != utc {
@@ -366,16 +393,9 @@ impl fmt::Display for GoTime {
         let local = self
             .utc
             .secs
-            .saturating_add(i64::from(self.offset_minutes) * 60);
-        let (y, mo, d) = civil_from_days(local.div_euclid(SECS_PER_DAY));
-        let rem = local.rem_euclid(SECS_PER_DAY);
-        write!(
-            f,
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )?;
+            .saturating_add(i64::from(self.offset_minutes).saturating_mul(60));
+        let ((y, mo, d), (h, mi, sec)) = civil_from_secs(local);
+        write!(f, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}")?;
         if self.utc.nanos > 0 {
             let frac = format!("{:09}", self.utc.nanos);
             write!(f, ".{}", frac.trim_end_matches('0'))?;
