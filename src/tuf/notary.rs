@@ -146,14 +146,10 @@ pub fn check_signature(key: &Verifying, sig: &Signature, message: &[u8]) -> bool
     let raw = &sig.sig.0;
     match (sig.method, key) {
         (Method::Ecdsa, Verifying::P256(vk)) => {
-            raw.len() == 64
-                && p256::ecdsa::Signature::from_slice(raw)
-                    .is_ok_and(|s| signature::Verifier::verify(vk, message, &s).is_ok())
+            raw.len() == 64 && signer::verify_p256(vk, message, raw)
         }
         (Method::Eddsa, Verifying::Ed25519(vk)) => {
-            raw.len() == 64
-                && ed25519_dalek::Signature::from_slice(raw)
-                    .is_ok_and(|s| signature::Verifier::verify(vk, message, &s).is_ok())
+            raw.len() == 64 && signer::verify_ed25519(vk.as_bytes(), message, raw)
         }
         _ => false,
     }
