@@ -3,7 +3,8 @@
 //! running `notary` or `docker trust` can sign with a key whose backup rootkeeper holds.
 //!
 //! The format (research/notary-format.md §11): a PEM block `ENCRYPTED PRIVATE KEY` with
-//! headers `gun:` (targets and snapshot keys only) and `role:`, in Go's sorted order; an
+//! headers `gun:` (targets and snapshot keys only), `path:` (the key ID; only in exported
+//! files, which `notary key import` needs) and `role:`, in Go's sorted order; an
 //! `EncryptedPrivateKeyInfo` with PBES2, PBKDF2-HMAC-SHA1 (PRF field omitted, 8-byte salt,
 //! 2048 iterations) and AES-256-CBC; inside, a PKCS#8 `PrivateKeyInfo` of **version 1 without
 //! the `[1] publicKey`** (what notary writes for ECDSA keys, and what the `pkcs8` crate
@@ -235,10 +236,13 @@ fn read_inner(
     let pem = parse_pem(text)?;
     let mut role = None;
     let mut gun = None;
+    let mut path = None;
     for (k, v) in &pem.headers {
         let slot = match *k {
             "role" => &mut role,
             "gun" => &mut gun,
+            // Written by `notary key export` (and by us) for `notary key import`; not needed here.
+            "path" => &mut path,
             "Proc-Type" | "DEK-Info" => return Err(NotaryKeyProblem::LegacyEncryption),
             _ => return Err(NotaryKeyProblem::Malformed("an unknown PEM header".into())),
         };
@@ -448,11 +452,16 @@ pub fn write(
     outer_content.extend_from_slice(&tlv(0x04, &ciphertext));
     let outer = tlv(0x30, &outer_content);
 
+    // Go's pem.Encode sorts the headers: gun, path, role. `notary key import` needs `path`
+    // (the key ID it files the key under) for an encrypted key, as `notary key export` writes.
     let mut pem = String::from("-----BEGIN ENCRYPTED PRIVATE KEY-----\n");
     if let Some(gun) = gun {
         pem.push_str(&format!("gun: {gun}\n"));
     }
-    pem.push_str(&format!("role: {role}\n\n"));
+    pem.push_str(&format!(
+        "path: {}\nrole: {role}\n\n",
+        canonical_id(key.public_key())
+    ));
     let body = B64.encode(outer.as_slice());
     for chunk in body.as_bytes().chunks(64) {
         pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());

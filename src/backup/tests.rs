@@ -419,14 +419,19 @@ mod notary {
         }
     }
 
+    fn back_id(key: &MemorySigner) -> String {
+        notary_key::file_name(key.public_key()).replace(".key", "")
+    }
+
     #[test]
     fn written_keys_read_back_with_notary_headers() {
         let key = MemorySigner::generate("t").unwrap();
         let pass = Pin::new("targetspass".into());
         let pem = notary_key::write(&key, "targets", Some("example.com/app"), &pass).unwrap();
-        assert!(pem.starts_with(
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\ngun: example.com/app\nrole: targets\n\n"
-        ));
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\ngun: example.com/app\npath: ")
+        );
+        assert!(pem.contains(&format!("\npath: {}\nrole: targets\n\n", back_id(&key))));
         let back = notary_key::read("k", pem.as_bytes(), Some(&pass)).unwrap();
         assert_eq!(back.key().public_key(), key.public_key());
         assert_eq!(back.role.as_deref(), Some("targets"));
