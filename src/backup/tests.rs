@@ -457,10 +457,10 @@ mod notary {
             NotaryKeyProblem::Truncated
         );
         let delegation = notary_key::write(&key, "targets/releases", None, &pass).unwrap();
-        assert!(
-            delegation
-                .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\nrole: targets/releases\n\n")
-        );
+        assert!(delegation.starts_with(&format!(
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\npath: {}\nrole: targets/releases\n\n",
+            back_id(&key)
+        )));
     }
 
     #[test]
