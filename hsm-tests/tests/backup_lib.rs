@@ -148,6 +148,12 @@ fn secret_forms(key: &MemorySigner) -> Vec<Vec<u8>> {
 /// Fails if any file under `dirs` holds an unencrypted private key or a secret of `keys`.
 fn assert_no_plaintext_keys(dirs: &[&Path], keys: &[&MemorySigner]) {
     let forms: Vec<Vec<u8>> = keys.iter().flat_map(|k| secret_forms(k)).collect();
+    assert_no_secret_forms(dirs, &forms);
+}
+
+/// Fails if any file under `dirs` holds an unencrypted PEM private key, a backup document, or
+/// one of `forms`.
+fn assert_no_secret_forms(dirs: &[&Path], forms: &[Vec<u8>]) {
     let markers: [&[u8]; 3] = [
         b"-----BEGIN PRIVATE KEY-----",
         b"-----BEGIN EC PRIVATE KEY-----",
@@ -177,6 +183,17 @@ fn assert_no_plaintext_keys(dirs: &[&Path], keys: &[&MemorySigner]) {
         }
     }
     assert!(files > 0, "the scan found no files at all");
+}
+
+/// The secret forms a child process printed (never written to a file).
+fn forms_from_child(said: &str) -> Vec<Vec<u8>> {
+    let forms: Vec<Vec<u8>> = said
+        .lines()
+        .filter_map(|l| l.split_once("SECRET-FORM ").map(|(_, h)| h))
+        .map(|h| hex::decode(h).unwrap())
+        .collect();
+    assert_eq!(forms.len(), 4, "{said}");
+    forms
 }
 
 /// `age -d -i IDENTITY FILE | openssl pkey -pubout`, piped, never through a file.
@@ -314,6 +331,37 @@ fn stock_recovery(ram: &Path, custodians: &[(&Path, &Path)], backup_file: &Path)
     shell(ram, &script, b"")
 }
 
+/// docs/backup.md's stock restore: the recovered key into a fresh SoftHSM token with
+/// `pkcs11-tool`, piped (no file holds the key), then a signature that openssl verifies.
+fn stock_restore_into_token(ram: &Path, backup_file: &Path, key: &MemorySigner) {
+    tool("pkcs11-tool", "opensc");
+    tool("softhsm2-util", "softhsm2");
+    let hsm = SoftHsm::new();
+    std::fs::write(ram.join("public.pem"), public_pem(key)).unwrap();
+    let script = format!(
+        "export SOFTHSM2_CONF={conf}\n\
+         softhsm2-util --init-token --free --label restored --pin {pin} --so-pin {so} >/dev/null\n\
+         p11() {{ pkcs11-tool --module {module} --token-label restored --login --pin {pin} \"$@\"; }}\n\
+         age -d -i identity.txt {backup} | openssl pkey -outform DER |\n\
+           p11 --write-object /dev/stdin --type privkey --id 01 --label root-2026 --usage-sign --sensitive\n\
+         age -d -i identity.txt {backup} | openssl pkey -pubout -outform DER |\n\
+           p11 --write-object /dev/stdin --type pubkey --id 01 --label root-2026\n\
+         printf 'restored' | openssl dgst -sha256 -binary > digest\n\
+         p11 --sign --mechanism ECDSA --id 01 --signature-format openssl --input-file digest --output-file signature\n\
+         openssl pkeyutl -verify -pubin -inkey public.pem -in digest -sigfile signature\n\
+         p11 --list-objects --type privkey\n",
+        conf = hsm.path().join("softhsm2.conf").display(),
+        module = softhsm_module().display(),
+        pin = TEST_PIN,
+        so = TEST_SO_PIN,
+        backup = backup_file.display(),
+    );
+    let out = shell(ram, &script, b"");
+    assert!(out.contains("Signature Verified Successfully"), "{out}");
+    assert!(out.contains("Access:     sensitive"), "{out}");
+    assert_no_plaintext_keys(&[hsm.path(), ram], &[key]);
+}
+
 #[test]
 fn a_2_of_3_split_recombines_with_gfcombine_and_decrypts_with_stock_age() {
     let dir = scratch("rk-backup-test-");
@@ -350,6 +398,9 @@ fn a_2_of_3_split_recombines_with_gfcombine_and_decrypts_with_stock_age() {
             public_pem(backup.key()),
             "shares {pair:?}"
         );
+        if pair == [0, 2] {
+            stock_restore_into_token(ram.path(), &path, backup.key());
+        }
         // The library verifies the same pairs.
         let files: Vec<(String, Vec<u8>)> = std::iter::once(path.clone())
             .chain(pair.iter().map(|&i| share_paths[i].clone()))
@@ -863,27 +914,135 @@ fn pkcs11_import_is_sensitive_non_extractable_and_signs() {
         "{verified}"
     );
     // Neither the token directory nor the scratch folders hold the key in the clear.
-    let forms: Vec<Vec<u8>> = said
-        .lines()
-        .filter_map(|l| l.split_once("SECRET-FORM ").map(|(_, h)| h))
-        .map(|h| hex::decode(h).unwrap())
-        .collect();
-    assert_eq!(forms.len(), 4, "{said}");
-    for dir in [hsm.path(), work] {
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(p) = stack.pop() {
-            if p.is_dir() {
-                stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            for form in &forms {
-                assert!(
-                    !bytes.windows(form.len()).any(|w| w == form.as_slice()),
-                    "{} holds the imported key in the clear",
-                    p.display()
-                );
-            }
-        }
+    assert_no_secret_forms(&[hsm.path(), work], &forms_from_child(&said));
+}
+
+/// The test-only age plugin (hsm-tests/fixtures/backup/plugin, no security) on PATH.
+fn plugin_path() -> std::ffi::OsString {
+    tool("python3", "python3");
+    let mut paths = vec![fixture("backup/plugin")];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+/// Runs with the test plugin on PATH (set by the parent for this process alone).
+#[test]
+#[ignore = "run by plugin_recipients_work_with_rootkeeper_and_stock_age in its own process"]
+fn plugin_child() {
+    let out = PathBuf::from(
+        std::env::var_os("RK_PLUGIN_OUT").expect("run through plugin_recipients_..."),
+    );
+    let plugin_recipient = std::fs::read_to_string(out.join("plugin.recipient")).unwrap();
+    let (x_id, x_rcp) = age_keygen(&out, "bob");
+    let backup = new_backup("targets-2026");
+    let recipients = [
+        Recipient::parse(plugin_recipient.trim()).unwrap(),
+        Recipient::parse(&x_rcp).unwrap(),
+    ];
+    let bytes = backup::encrypt_backup(&backup, &recipients, false, &prompter()).unwrap();
+    std::fs::write(out.join("targets.backup"), &bytes).unwrap();
+    let plugin_ids = identities(&[&out.join("plugin.identity")]);
+    let opened = backup::open_backup(
+        &[EncryptedFile {
+            name: "targets.backup",
+            bytes: &bytes,
+        }],
+        &plugin_ids,
+        &prompter(),
+    )
+    .unwrap();
+    assert_eq!(opened.backup.public_key(), backup.public_key());
+    // A 2-of-2 split: share 1 to the plugin, share 2 to bob.
+    let split = backup::split_backup(&backup, 2, &recipients, true, &prompter()).unwrap();
+    let path = out.join("targets.split");
+    std::fs::write(&path, &split.backup).unwrap();
+    for (i, share) in split.shares.iter().enumerate() {
+        std::fs::write(backup::share_path(&path, i as u8 + 1), share).unwrap();
     }
+    let mut both = identities(&[&out.join("plugin.identity")]);
+    both.add_identity_file("bob", &std::fs::read_to_string(&x_id).unwrap())
+        .unwrap();
+    let files: Vec<(String, Vec<u8>)> = [
+        path.clone(),
+        backup::share_path(&path, 1),
+        backup::share_path(&path, 2),
+    ]
+    .iter()
+    .map(|p| (p.display().to_string(), std::fs::read(p).unwrap()))
+    .collect();
+    let refs: Vec<EncryptedFile<'_>> = files
+        .iter()
+        .map(|(n, b)| EncryptedFile { name: n, bytes: b })
+        .collect();
+    let opened = backup::open_backup(&refs, &both, &prompter()).unwrap();
+    assert_eq!(opened.backup.public_key(), backup.public_key());
+    std::fs::write(out.join("public.pem"), public_pem(backup.key())).unwrap();
+    for form in secret_forms(backup.key()) {
+        println!("SECRET-FORM {}", hex::encode(form));
+    }
+}
+
+#[test]
+fn plugin_recipients_work_with_rootkeeper_and_stock_age() {
+    let dir = scratch("rk-backup-test-");
+    let path = plugin_path();
+    let generated = Command::new(fixture("backup/plugin/age-plugin-rktest"))
+        .arg("--generate")
+        .output()
+        .unwrap();
+    let generated =
+        String::from_utf8(check(generated, "age-plugin-rktest --generate").stdout).unwrap();
+    let (identity, recipient) = generated.trim().split_once('\n').unwrap();
+    std::fs::write(dir.path().join("plugin.identity"), format!("{identity}\n")).unwrap();
+    std::fs::write(dir.path().join("plugin.recipient"), recipient).unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "plugin_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PATH", &path)
+        .env("RK_PLUGIN_OUT", dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&child.stdout).into_owned();
+    assert!(
+        child.status.success() && said.contains("1 passed"),
+        "child:\n{said}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let public = std::fs::read_to_string(dir.path().join("public.pem")).unwrap();
+    // Debian's age, with the plugin, decrypts the backup and the plugin's share.
+    let out = shell(
+        dir.path(),
+        &format!(
+            "export PATH={}\nage -d -i plugin.identity targets.backup | openssl pkey -pubout",
+            path.to_str().unwrap()
+        ),
+        b"",
+    );
+    assert_eq!(out, public);
+    let ram = ram_scratch();
+    let recovered = shell(
+        ram.path(),
+        &format!(
+            "export PATH={path}\n\
+             age -d -i {dir}/plugin.identity {dir}/targets.split.1.age > share-1.txt\n\
+             age -d -i {dir}/bob.identity.txt {dir}/targets.split.2.age > share-2.txt\n\
+             for s in share-*.txt; do\n\
+               sed -n 's/^gfshare-data: //p' \"$s\" | base64 -d > \"$(sed -n 's/^gfshare-file: //p' \"$s\")\"\n\
+             done\n\
+             gfcombine -o identity.txt identity-*.0*\n\
+             age -d -i identity.txt {dir}/targets.split | openssl pkey -pubout",
+            path = path.to_str().unwrap(),
+            dir = dir.path().display()
+        ),
+        b"",
+    );
+    assert_eq!(recovered, public);
+    assert_no_secret_forms(&[dir.path(), ram.path()], &forms_from_child(&said));
 }

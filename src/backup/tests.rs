@@ -514,3 +514,19 @@ mod notary {
         );
     }
 }
+
+#[test]
+fn a_plugin_recipient_needs_its_plugin_on_path() {
+    // age-plugin-yubikey's documented example recipient.
+    let r =
+        Recipient::parse("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t")
+            .unwrap();
+    assert!(r.describe().starts_with("age1yubikey1"));
+    let b = backup("root-2026");
+    let err = encrypt_backup(&b, &[r], false, &prompter()).unwrap_err();
+    let p = problem_of(err);
+    assert!(
+        matches!(p, BackupProblem::PluginMissing(ref m) if m.contains("age-plugin-yubikey")),
+        "{p:?}"
+    );
+}
