@@ -265,6 +265,19 @@ fn stock_age_and_openssl_read_a_backup_binary_and_armored() {
             meta.contains(&format!("key-id: {}\n", backup.key_id())),
             "{meta}"
         );
+        // docs/backup.md: notary's key ID from the public key, with coreutils alone.
+        let key_id = shell(
+            dir.path(),
+            &format!(
+                "b64=$(age -d -i {} {} | openssl pkey -pubout -outform DER | base64 -w0)\n\
+                 printf '{{\"keytype\":\"ecdsa\",\"keyval\":{{\"private\":null,\"public\":\"%s\"}}}}' \"$b64\" | sha256sum | cut -d' ' -f1",
+                id_a.display(),
+                file.display()
+            ),
+            b"",
+        );
+        assert_eq!(key_id.trim(), backup.key_id());
+        println!("backup size (armor {armor}): {} bytes", bytes.len());
         // And the library opens the same file.
         let opened = backup::open_backup(
             &[EncryptedFile {

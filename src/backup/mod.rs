@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 pub use crypt::{Identities, Recipient, SharedPrompter};
 pub use document::{BackupMetadata, KeyBackup, SplitInfo};
 
+use crate::backend::memory::CoreDumpGuard;
 use crate::error::{Error, Result};
 
 /// Why a backup, a share or a set of shares failed. Each has its own one-line message.
@@ -242,6 +243,7 @@ pub fn split_backup(
     armor: bool,
     prompter: &SharedPrompter,
 ) -> Result<SplitBackup> {
+    let _no_core_dumps = CoreDumpGuard::acquire()?;
     let what = format!("split backup of `{}`", backup.meta.label);
     let count = u8::try_from(recipients.len())
         .ok()
@@ -331,6 +333,8 @@ pub fn open_backup(
     identities: &Identities,
     prompter: &SharedPrompter,
 ) -> Result<Opened> {
+    // Before any plaintext exists in this process.
+    let _no_core_dumps = CoreDumpGuard::acquire()?;
     if files.is_empty() {
         return Err(Error::Invalid("no backup file given".into()));
     }

@@ -224,6 +224,8 @@ pub fn is_encrypted(file: &str, bytes: &[u8]) -> Result<bool> {
 /// Reads a notary / docker trust private key file. `passphrase` is needed when it is
 /// encrypted (see [`is_encrypted`]).
 pub fn read(file: &str, bytes: &[u8], passphrase: Option<&Pin>) -> Result<NotaryKey> {
+    // Before the decrypted key exists in this process.
+    crate::backend::memory::CoreDumpGuard::acquire()?;
     read_inner(file, bytes, passphrase).map_err(|p| fail(file, p))
 }
 

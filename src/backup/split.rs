@@ -59,12 +59,24 @@ pub(crate) fn gfshare_stem(split: &SplitInfo) -> String {
 
 /// What the shares split: an age identity file for this split.
 pub(crate) fn identity_text(split: &SplitInfo, secret: &str) -> Zeroizing<String> {
-    Zeroizing::new(format!("# rootkeeper split {}\n{secret}\n", split.id))
+    // Built in one allocation: `format!` would grow and leave copies of the secret behind.
+    let mut text = Zeroizing::new(String::with_capacity(256));
+    text.push_str("# rootkeeper split ");
+    text.push_str(&split.id);
+    text.push('\n');
+    text.push_str(secret);
+    text.push('\n');
+    text
 }
 
 impl ShareDoc {
     pub fn to_text(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!(
+        use std::fmt::Write as _;
+        // One allocation large enough for any share, so no grown-out copy stays behind.
+        let mut text = Zeroizing::new(String::with_capacity(4096));
+        // Writing to a String cannot fail.
+        let _ = write!(
+            text,
             "# rootkeeper backup share (format {SHARE_FORMAT}): share {index} of split {id} ({m}-of-{n}) of key `{label}`.\n\
              # Recovery with stock tools: docs/backup.md, \"Twenty-year recovery\".\n\
              {SHARE_MAGIC}: {SHARE_FORMAT}\nsplit: {split}\nshare: {index}\nlabel: {label}\nrole: {role}\n\
@@ -82,8 +94,9 @@ impl ShareDoc {
             recipient = self.identity_recipient,
             created = self.created,
             file = self.gfshare_file,
-            data = B64.encode(self.data.as_slice()),
-        ))
+            data = Zeroizing::new(B64.encode(self.data.as_slice())).as_str(),
+        );
+        text
     }
 
     pub fn parse(bytes: &[u8]) -> Result<ShareDoc, BackupProblem> {
