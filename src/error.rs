@@ -344,6 +344,36 @@ pub enum Error {
         /// Where it looked.
         path: PathBuf,
     },
+    /// Core dumps could not be disabled, so no key material is put in memory.
+    #[error("cannot disable core dumps, so no key is put in memory: {reason}")]
+    CoreDumps {
+        /// The failing call and its error.
+        reason: String,
+    },
+    /// A key backup or backup share could not be made, opened or checked.
+    #[error("{file}: {problem}")]
+    Backup {
+        /// The file (or files) concerned.
+        file: String,
+        /// What is wrong, one kind per failure.
+        problem: crate::backup::BackupProblem,
+    },
+    /// A notary / docker trust private key file could not be read or written.
+    #[error("{file}: {problem}")]
+    NotaryKey {
+        /// The key file.
+        file: String,
+        /// What is wrong.
+        problem: crate::backup::notary_key::NotaryKeyProblem,
+    },
+    /// A CKA_ID is already used on the token.
+    #[error("token `{token}` already holds an object with CKA_ID {id}")]
+    KeyIdTaken {
+        /// The token label.
+        token: String,
+        /// The ID, hex.
+        id: String,
+    },
 }
 
 impl Error {
@@ -387,6 +417,10 @@ impl Error {
             Error::SharedPin { .. } => "give each key its own pin-source=file:PATH in its URI (or sign with one token per command), so that no token is offered another token's PIN".into(),
             Error::ExportFolderTaken { .. } => "export each repository into its own folder (with several --gun, rootkeeper writes DIR/<gun>/)".into(),
             Error::NoTrustDir { .. } => "give --dir or set ROOTKEEPER_DIR to the trust directory, as an absolute path (the default is ./trust, relative to where the command runs)".into(),
+            Error::CoreDumps { .. } => "run rootkeeper where it may lower its own core-dump limit (not under a hard RLIMIT_CORE it cannot change, nor a seccomp filter that forbids prctl)".into(),
+            Error::Backup { problem, .. } => problem.hint().into(),
+            Error::NotaryKey { problem, .. } => problem.hint().into(),
+            Error::KeyIdTaken { .. } => "every copy of an imported key gets the same CKA_ID; use a token that does not hold this ID yet, or remove the old object first".into(),
             _ => return None,
         })
     }

@@ -11,6 +11,7 @@
 
 pub mod attest;
 pub mod backend;
+pub mod backup;
 pub mod error;
 pub mod fingerprint;
 pub mod keyuri;

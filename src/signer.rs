@@ -75,7 +75,7 @@ mod tests {
         let (r, s) = sig.split_scalars();
         let negated = -*s;
         let mut out = r.to_bytes().to_vec();
-        out.extend_from_slice(&p256::Scalar::from(negated).to_bytes());
+        out.extend_from_slice(&negated.to_bytes());
         out
     }
 
@@ -96,9 +96,21 @@ mod tests {
                 ("high-S", high_s(&sig), &message),
                 ("bit flip", flipped, &message),
                 ("other message", raw.clone(), b"other"),
-                ("r = 0", [vec![0; 32], raw[32..].to_vec()].concat(), &message),
-                ("s = 0", [raw[..32].to_vec(), vec![0; 32]].concat(), &message),
-                ("r >= n", [vec![0xff; 32], raw[32..].to_vec()].concat(), &message),
+                (
+                    "r = 0",
+                    [vec![0; 32], raw[32..].to_vec()].concat(),
+                    &message,
+                ),
+                (
+                    "s = 0",
+                    [raw[..32].to_vec(), vec![0; 32]].concat(),
+                    &message,
+                ),
+                (
+                    "r >= n",
+                    [vec![0xff; 32], raw[32..].to_vec()].concat(),
+                    &message,
+                ),
                 ("short", raw[..63].to_vec(), &message),
                 ("DER", sig.to_der().as_bytes().to_vec(), &message),
             ];

@@ -643,3 +643,162 @@ impl Signer for Pkcs11Signer {
         self.uri.clone()
     }
 }
+
+/// Importing keys made in memory (`key generate --in-memory`, `backup restore`, `key import`).
+impl TokenSession {
+    /// A fresh random 8-byte CKA_ID, to give every copy of an imported key the same ID.
+    pub fn fresh_key_id() -> Result<Vec<u8>> {
+        let mut id = vec![0u8; 8];
+        getrandom::fill(&mut id).map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
+        Ok(id)
+    }
+
+    /// Imports a P-256 key held in memory: a private object (CKA_TOKEN, CKA_PRIVATE,
+    /// CKA_SENSITIVE set explicitly, not CKA_EXTRACTABLE, CKA_SIGN, not CKA_DERIVE, the 32-byte
+    /// CKA_VALUE) and a public object (CKA_EC_POINT DER-wrapped: `04 41 04‖X‖Y`), both with
+    /// `label` and `id`. A label or ID already on the token is refused. The template holding
+    /// the scalar is wiped whether or not the token takes it. Afterwards the token must report
+    /// the private object sensitive and not extractable, give back the same public key, and
+    /// make a signature that verifies; otherwise both objects are destroyed again.
+    ///
+    /// Tokens mark imported keys as such (SoftHSM clears CKA_LOCAL, CKA_ALWAYS_SENSITIVE and
+    /// CKA_NEVER_EXTRACTABLE), which is the honest record that the key existed outside.
+    pub fn import_p256_key(
+        &self,
+        label: &str,
+        id: &[u8],
+        key: &crate::backend::memory::MemorySigner,
+    ) -> Result<KeyObject> {
+        use zeroize::Zeroize;
+        let token = self.token.label.clone();
+        if label.is_empty() || id.is_empty() {
+            return Err(Error::Invalid(
+                "an imported key needs a non-empty label and CKA_ID".into(),
+            ));
+        }
+        let taken = |attr: Attribute| -> Result<bool> {
+            Ok(!self
+                .session
+                .find_objects(&[attr])
+                .map_err(ck("C_FindObjects", &token))?
+                .is_empty())
+        };
+        if taken(Attribute::Label(label.as_bytes().to_vec()))? {
+            return Err(Error::LabelTaken {
+                token: token.clone(),
+                label: label.into(),
+            });
+        }
+        if taken(Attribute::Id(id.to_vec()))? {
+            return Err(Error::KeyIdTaken {
+                token: token.clone(),
+                id: hex::encode(id),
+            });
+        }
+        let public_key = *crate::signer::Signer::public_key(key);
+        let point = public_key.to_sec1_point(false);
+        let mut ec_point = vec![0x04, 0x41];
+        ec_point.extend_from_slice(point.as_bytes());
+
+        let scalar = key.scalar();
+        let mut private_template = vec![
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Derive(false),
+            Attribute::EcParams(P256_PARAMS.to_vec()),
+            Attribute::Value(scalar.to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let created = self.session.create_object(&private_template);
+        for attribute in &mut private_template {
+            if let Attribute::Value(value) = attribute {
+                value.zeroize();
+            }
+        }
+        drop(scalar);
+        let private = created.map_err(ck("C_CreateObject (private key)", &token))?;
+        let public_template = [
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::EcParams(P256_PARAMS.to_vec()),
+            Attribute::EcPoint(ec_point),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let public = match self.session.create_object(&public_template) {
+            Ok(handle) => handle,
+            Err(e) => {
+                let _ = self.session.destroy_object(private);
+                return Err(ck("C_CreateObject (public key)", &token)(e));
+            }
+        };
+        if let Err(e) = self.check_import(private, public, &public_key, label) {
+            let _ = self.session.destroy_object(private);
+            let _ = self.session.destroy_object(public);
+            return Err(e);
+        }
+        Ok(KeyObject {
+            label: label.into(),
+            id: id.to_vec(),
+            public_key,
+        })
+    }
+
+    fn check_import(
+        &self,
+        private: ObjectHandle,
+        public: ObjectHandle,
+        expected: &VerifyingKey,
+        label: &str,
+    ) -> Result<()> {
+        use signature::hazmat::PrehashVerifier;
+        let refuse = |reason: &str| Error::Key {
+            what: format!("imported key `{label}` on {}", self.token.describe()),
+            reason: format!("{reason}; the key was removed from the token again"),
+        };
+        let flags = self
+            .session
+            .get_attributes(
+                private,
+                &[AttributeType::Sensitive, AttributeType::Extractable],
+            )
+            .map_err(ck("C_GetAttributeValue", &self.token.label))?;
+        let sensitive = flags
+            .iter()
+            .any(|a| matches!(a, Attribute::Sensitive(true)));
+        let extractable = flags
+            .iter()
+            .any(|a| matches!(a, Attribute::Extractable(true)));
+        if !sensitive || extractable {
+            return Err(refuse(
+                "the token does not keep it sensitive and non-extractable",
+            ));
+        }
+        let stored = attr_bytes(&self.session, public, AttributeType::EcPoint)
+            .and_then(|p| parse_ec_point(&p));
+        if stored.as_ref() != Some(expected) {
+            return Err(refuse("the token gives back another public key"));
+        }
+        let mut digest = [0u8; 32];
+        getrandom::fill(&mut digest).map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
+        let raw = self
+            .session
+            .sign(&Mechanism::Ecdsa, private, &digest)
+            .map_err(ck("C_Sign (test signature)", &self.token.label))?;
+        let signature = Signature::from_slice(&raw)
+            .or_else(|_| Signature::from_der(&raw))
+            .map_err(|_| refuse("its test signature is not an ECDSA signature"))?;
+        expected
+            .verify_prehash(&digest, &signature)
+            .map_err(|_| refuse("its test signature does not verify"))
+    }
+}
