@@ -21,10 +21,8 @@ use crate::tuf::model::{
 use crate::tuf::notary;
 use crate::tuf::verify::{self, KeyFacts, SignatureReport};
 
-/// The draft record's file name in `pending/`.
+/// The draft record's file name in `pending/` (and, after export, in `export/`).
 pub const DRAFT_FILE: &str = "draft.json";
-/// The export record's file name in `export/`.
-pub const EXPORT_FILE: &str = "export.json";
 
 /// A document the draft will have signed: its version and the SHA-256 of its signed bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +103,21 @@ pub struct Draft {
     pub signers: Vec<DraftSigner>,
     /// The keys the server holds.
     pub server_keys: Vec<ServerKey>,
+    /// Set when the draft was exported (it then lives in `export/` and is never signed again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported: Option<Exported>,
+}
+
+/// When and where a draft was exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exported {
+    /// When.
+    pub at: String,
+    /// The folder written.
+    pub out: String,
+    /// The files written there.
+    pub files: Vec<String>,
 }
 
 impl Draft {
@@ -119,24 +132,6 @@ impl Draft {
     }
 }
 
-/// `export/export.json`: when and what was last exported.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportRecord {
-    /// Format version (1).
-    pub format: u32,
-    /// The GUN.
-    pub gun: String,
-    /// When.
-    pub exported: String,
-    /// The root version exported.
-    pub root_version: u64,
-    /// The folder written.
-    pub out: String,
-    /// The files written there.
-    pub files: Vec<String>,
-}
-
 fn mismatch(repo: &RepoDir<'_>, file: &str, detail: impl Into<String>) -> Error {
     Error::DraftMismatch {
         file: repo.pending(file).display().to_string(),
@@ -148,17 +143,19 @@ fn mismatch(repo: &RepoDir<'_>, file: &str, detail: impl Into<String>) -> Error 
 /// making a new root, which another trust directory may already hold.
 pub fn no_draft(repo: &RepoDir<'_>) -> Error {
     let exported = repo
-        .read_optional(&repo.exported(EXPORT_FILE))
+        .read_optional(&repo.exported(DRAFT_FILE))
         .ok()
         .flatten()
-        .and_then(|b| serde_json::from_slice::<ExportRecord>(&b).ok());
+        .and_then(|b| serde_json::from_slice::<Draft>(&b).ok())
+        .and_then(|d| d.exported.map(|e| (d.root.version, e)));
     Error::NoDraft {
         gun: repo.gun().to_owned(),
         dir: repo.trust_dir().path().display().to_string(),
-        exported: exported.map(|e| {
+        exported: exported.map(|(version, e)| {
             format!(
-                "root v{} was exported at {} to {}",
-                e.root_version, e.exported, e.out
+                "root v{version} was exported at {} to {}",
+                escape_untrusted(&e.at),
+                escape_untrusted(&e.out)
             )
         }),
     }
@@ -238,6 +235,13 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
             repo,
             DRAFT_FILE,
             format!("format {} is not one this version reads (1)", draft.format),
+        ));
+    }
+    if draft.exported.is_some() {
+        return Err(mismatch(
+            repo,
+            DRAFT_FILE,
+            "records an export: an exported draft is never signed again",
         ));
     }
     if draft.gun != repo.gun() {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::root::draft::{self, EXPORT_FILE, ExportRecord};
-use crate::trustdir::{Batch, RepoDir, TrustDir, json_bytes};
+use crate::root::draft::{self, Exported};
+use crate::trustdir::{Batch, RepoDir, TrustDir};
 use crate::tuf::model::{Root, Signed, UtcTime, Version};
 use crate::tuf::notary;
 use crate::tuf::verify::{self, CheckedRoot, RepoFiles, Verified};
@@ -132,7 +132,7 @@ pub fn export(
                 gun: gun.clone(),
             });
         }
-        let (files, needs_snapshot, again) = if repo.has_pending() {
+        let (files, needs_snapshot, record) = if repo.has_pending() {
             let pending = draft::load(&repo, &inventory)?;
             let snapshot = pending
                 .snapshot
@@ -142,15 +142,16 @@ pub fn export(
             let needs_snapshot =
                 matches!(pending.draft.snapshot, draft::SnapshotPlan::Offline { .. });
             let files = (pending.root_file()?, pending.targets_file()?, snapshot);
-            (files, needs_snapshot, false)
+            (files, needs_snapshot, Some(pending.draft))
         } else {
             let Some(root) = repo.read_optional(&repo.exported("root.json"))? else {
                 return Err(draft::no_draft(&repo));
             };
             let targets = repo.read(&repo.exported("targets.json"))?;
             let snapshot = repo.read_optional(&repo.exported("snapshot.json"))?;
-            ((root, targets, snapshot), false, true)
+            ((root, targets, snapshot), false, None)
         };
+        let again = record.is_none();
         let (root_bytes, targets_bytes, snapshot_bytes) = files;
         let (chain, verified) = verify_files(
             &repo,
@@ -183,40 +184,26 @@ pub fn export(
             match bytes {
                 Some(bytes) => {
                     batch.write(target.join(name), bytes.clone());
-                    if !again {
-                        batch.write(repo.exported(name), bytes.clone());
-                    }
                     names.push(name.to_string());
                 }
-                None => {
-                    batch.remove(target.join(name));
-                    if !again {
-                        batch.remove(repo.exported(name));
-                    }
-                }
+                None => batch.remove(target.join(name)),
             }
         }
-        if !again {
-            batch.write(kept, root_bytes.clone());
-            let record = ExportRecord {
-                format: 1,
-                gun: gun.clone(),
-                exported: now.to_go_string(),
-                root_version: version.get(),
+        if let Some(mut record) = record {
+            // The draft folder becomes the last export as it is (a rename, no copies); its
+            // record says when and where; the root version joins the chain as a hard link.
+            batch.move_dir(repo.pending_dir(), repo.export_dir());
+            record.exported = Some(Exported {
+                at: now.to_go_string(),
                 out: std::path::absolute(&target)
                     .unwrap_or_else(|_| target.clone())
                     .display()
                     .to_string(),
                 files: names.clone(),
-            };
-            batch.write(repo.exported(EXPORT_FILE), json_bytes(&record)?);
-            for name in [
-                "root.json",
-                "targets.json",
-                "snapshot.json",
-                draft::DRAFT_FILE,
-            ] {
-                batch.remove(repo.pending(name));
+            });
+            batch.write(repo.exported(draft::DRAFT_FILE), record.to_bytes()?);
+            if !repo.trust_dir().exists(&kept) {
+                batch.link(repo.exported("root.json"), kept);
             }
         }
         outcomes.push(ExportOutcome {

@@ -301,6 +301,7 @@ pub fn init(
             },
             signers,
             server_keys,
+            exported: None,
         };
         batch.write(repo.pending("root.json"), root.to_bytes()?);
         batch.write(repo.pending("targets.json"), targets_doc.to_bytes()?);

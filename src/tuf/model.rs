@@ -718,10 +718,10 @@ fn parse_error(file: &str, rule: &'static str, detail: String) -> Error {
     }
 }
 
-fn field_error<E: fmt::Display>(
+fn field_error(
     file: &str,
     prefix: &str,
-    err: serde_path_to_error::Error<E>,
+    err: serde_path_to_error::Error<serde_json::Error>,
 ) -> Error {
     let path = err.path().to_string();
     let path = if path == "." || path.is_empty() {
@@ -729,15 +729,20 @@ fn field_error<E: fmt::Display>(
     } else {
         format!("{prefix}{path}")
     };
-    parse_error(
-        file,
-        "fields",
-        format!(
-            "{}: {}",
-            escape_untrusted(&path),
-            escape_untrusted(&err.inner().to_string())
-        ),
-    )
+    let inner = err.into_inner();
+    // Broken JSON (cut short, not JSON at all) is `parse`; JSON with the wrong fields or
+    // values is `fields`.
+    let rule = match inner.classify() {
+        serde_json::error::Category::Data => "fields",
+        _ => "parse",
+    };
+    let message = escape_untrusted(&inner.to_string());
+    let detail = if path.is_empty() {
+        message
+    } else {
+        format!("{}: {message}", escape_untrusted(&path))
+    };
+    parse_error(file, rule, detail)
 }
 
 /// The envelope of a file, before its `signed` part is typed.

@@ -8,28 +8,24 @@
 //!   repos/<gun>/pending/{root,targets,snapshot}.json + draft.json
 //!   repos/<gun>/export/
 //!   .lock            held by the one command that may write
-//!   .journal.json    only while a batch of writes is being committed (or after a crash)
-//!   .staging/        the new files of that batch
+//!   .journal         only while a batch of writes is being applied (or after a crash)
 //! ```
 //!
-//! **A command's writes land as a whole** ([`Batch::commit`]): new files are staged and made
-//! durable, then a journal naming every rename and removal is made durable (the commit point),
-//! then the renames and removals happen. Killed before the commit point, the directory is as
-//! before (the next writer deletes the staged files); killed after it, the next writer finishes
-//! the batch, and readers already see the batch as done.
+//! **A command's writes land as a whole** ([`TrustDir::commit`], a redo journal: see
+//! [`journal`]). Killed at any instant, the directory is as before the command or, once the
+//! journal is durable, as after it: the next command finishes the batch before anything reads.
 //!
 //! **Readers never wait for people.** A command that only reads ([`TrustDir::open_read`])
 //! takes no `.lock` and creates nothing; it holds a shared lock on the directory itself, which
-//! a writer takes exclusively only for the milliseconds of its renames, so a witness's `root
-//! status` works while a custodian sits at a PIN prompt.
+//! a writer takes exclusively only for the milliseconds it applies a batch, so a witness's
+//! `root status` works while a custodian sits at a PIN prompt.
 //!
 //! Everything read back is parsed as strictly as a file from a stranger: drafts travel
 //! between custodians.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -130,184 +126,11 @@ pub fn check_gun(gun: &str) -> Result<()> {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The journal
+pub mod journal;
 
-const JOURNAL: &str = ".journal.json";
-const STAGING: &str = ".staging";
+pub use journal::Batch;
+
 const LOCK: &str = ".lock";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum JournalState {
-    /// Files are being staged; nothing visible changed yet.
-    Prepared,
-    /// The commit point has passed: every rename and removal must happen.
-    Committed,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JournalWrite {
-    staged: String,
-    target: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Journal {
-    format: u32,
-    txid: String,
-    state: JournalState,
-    writes: Vec<JournalWrite>,
-    removals: Vec<String>,
-}
-
-impl Journal {
-    fn path_of(&self, root: &Path, text: &str) -> PathBuf {
-        let p = Path::new(text);
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            root.join(p)
-        }
-    }
-}
-
-/// The trust directory's own paths are stored relative to it (it may be a USB stick mounted
-/// elsewhere next time); other paths absolutely.
-fn journal_text(root: &Path, path: &Path) -> Result<String> {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.to_str().map(str::to_owned).ok_or_else(|| {
-        Error::Invalid(format!(
-            "the path {} is not UTF-8; rootkeeper cannot journal it",
-            path.display()
-        ))
-    })
-}
-
-fn load_journal(root: &Path) -> Result<Option<Journal>> {
-    let path = root.join(JOURNAL);
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Metadata {
-                file: path.display().to_string(),
-                reason: format!("an interrupted command left a journal that cannot be read: {e}"),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(read_error(&path)(e)),
-    }
-}
-
-fn store_journal(root: &Path, journal: &Journal) -> Result<()> {
-    let path = root.join(JOURNAL);
-    let tmp = root.join(format!(".journal.{}.tmp", journal.txid));
-    let bytes = serde_json::to_vec(journal).map_err(|e| Error::Invalid(e.to_string()))?;
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        file.write_all(&bytes)?;
-        fs::rename(&tmp, &path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(write_error(&path))
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(write_error(path)(e)),
-    }
-}
-
-/// Flushes every file system that holds one of `dirs` (one `syncfs` each).
-fn sync_filesystems<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
-    let mut devices = BTreeSet::new();
-    for dir in dirs {
-        let handle = File::open(dir).map_err(write_error(dir))?;
-        let dev = handle.metadata().map_err(write_error(dir))?.dev();
-        if devices.insert(dev) {
-            rustix::fs::syncfs(&handle).map_err(|e| write_error(dir)(e.into()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Finishes (committed) or undoes (prepared) what an interrupted command left, and removes
-/// stray staged files. Needs the writer's lock and the exclusive directory lock.
-fn recover(root: &Path) -> Result<bool> {
-    let mut touched = Vec::new();
-    let journal = load_journal(root)?;
-    if let Some(journal) = &journal {
-        for w in &journal.writes {
-            let staged = journal.path_of(root, &w.staged);
-            let target = journal.path_of(root, &w.target);
-            match journal.state {
-                JournalState::Committed if staged.exists() => {
-                    fs::rename(&staged, &target).map_err(write_error(&target))?;
-                    touched.push(parent_dir(&target).to_owned());
-                }
-                JournalState::Committed => {}
-                JournalState::Prepared => remove_if_present(&staged)?,
-            }
-        }
-        if journal.state == JournalState::Committed {
-            for r in &journal.removals {
-                remove_if_present(&journal.path_of(root, r))?;
-            }
-        }
-    }
-    let staging = root.join(STAGING);
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(write_error(&staging))?;
-    }
-    if journal.is_some() {
-        touched.push(root.to_owned());
-        sync_filesystems(touched.iter().map(PathBuf::as_path))?;
-        remove_if_present(&root.join(JOURNAL))?;
-        sync_filesystems([root])?;
-    }
-    Ok(journal.is_some())
-}
-
-/// Files to write and remove together ([`TrustDir::commit`]): all of them land, or none.
-#[derive(Debug, Default)]
-pub struct Batch {
-    writes: BTreeMap<PathBuf, Vec<u8>>,
-    removals: BTreeSet<PathBuf>,
-}
-
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-
-    /// Adds a file to write (a later write of the same path wins).
-    pub fn write(&mut self, path: PathBuf, bytes: Vec<u8>) {
-        self.removals.remove(&path);
-        self.writes.insert(path, bytes);
-    }
-
-    /// Adds a file to remove (if it exists).
-    pub fn remove(&mut self, path: PathBuf) {
-        self.writes.remove(&path);
-        self.removals.insert(path);
-    }
-
-    /// True when there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.removals.is_empty()
-    }
-
-    /// The bytes this batch will write to `path`, if any.
-    pub fn pending_write(&self, path: &Path) -> Option<&[u8]> {
-        self.writes.get(path).map(Vec::as_slice)
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The directory
@@ -377,13 +200,8 @@ pub fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 enum Access {
     /// Holds `.lock`: the only command that may write.
     Writer { _lock: File },
-    /// Holds a shared lock on the directory for the command's life; sees a committed but
-    /// unfinished batch as finished.
-    Reader {
-        _shared: File,
-        staged: BTreeMap<PathBuf, PathBuf>,
-        removed: BTreeSet<PathBuf>,
-    },
+    /// Holds a shared lock on the directory for the command's life.
+    Reader { _shared: File },
 }
 
 /// An open trust directory.
@@ -427,10 +245,10 @@ impl TrustDir {
                 });
             }
         }
-        if path.join(JOURNAL).exists() || path.join(STAGING).exists() {
+        if journal::pending(&path) {
             let exclusive = File::open(&path).map_err(read_error(&path))?;
             exclusive.lock().map_err(write_error(&path))?;
-            recover(&path)?;
+            journal::recover(&path)?;
         }
         Ok(TrustDir {
             path,
@@ -445,31 +263,40 @@ impl TrustDir {
         if !path.is_dir() {
             return Err(missing_dir(&path));
         }
-        let shared = File::open(&path).map_err(read_error(&path))?;
-        shared.lock_shared().map_err(read_error(&path))?;
-        let mut staged = BTreeMap::new();
-        let mut removed = BTreeSet::new();
-        if let Some(journal) = load_journal(&path)?
-            && journal.state == JournalState::Committed
-        {
-            for w in &journal.writes {
-                staged.insert(
-                    journal.path_of(&path, &w.target),
-                    journal.path_of(&path, &w.staged),
-                );
+        loop {
+            let shared = File::open(&path).map_err(read_error(&path))?;
+            shared.lock_shared().map_err(read_error(&path))?;
+            if !journal::pending(&path) {
+                return Ok(TrustDir {
+                    path,
+                    access: Access::Reader { _shared: shared },
+                });
             }
-            for r in &journal.removals {
-                removed.insert(journal.path_of(&path, r));
+            // A command was killed after its commit point: finish its batch first, as the
+            // next writer would, unless a writer is alive (it finishes it itself).
+            drop(shared);
+            let lock_path = path.join(LOCK);
+            let lock = OpenOptions::new()
+                .write(true)
+                .open(&lock_path)
+                .map_err(write_error(&lock_path))?;
+            match lock.try_lock() {
+                Ok(()) => {
+                    let exclusive = File::open(&path).map_err(read_error(&path))?;
+                    exclusive.lock().map_err(write_error(&path))?;
+                    journal::recover(&path)?;
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::Error(source)) => {
+                    return Err(Error::Write {
+                        path: lock_path,
+                        source,
+                    });
+                }
             }
         }
-        Ok(TrustDir {
-            path,
-            access: Access::Reader {
-                _shared: shared,
-                staged,
-                removed,
-            },
-        })
     }
 
     /// The directory (absolute).
@@ -482,41 +309,9 @@ impl TrustDir {
         matches!(self.access, Access::Writer { .. })
     }
 
-    /// Where a path's current content is: for a reader during an unfinished batch, the staged
-    /// file; `None` when the batch removes it.
-    fn current(&self, path: &Path) -> Option<PathBuf> {
-        match &self.access {
-            Access::Reader {
-                staged, removed, ..
-            } => {
-                if removed.contains(path) {
-                    None
-                } else {
-                    Some(
-                        staged
-                            .get(path)
-                            .filter(|s| s.exists())
-                            .cloned()
-                            .unwrap_or_else(|| path.to_owned()),
-                    )
-                }
-            }
-            Access::Writer { .. } => Some(path.to_owned()),
-        }
-    }
-
     /// Reads a file of the trust directory, naming it in the error.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
-        let Some(current) = self.current(path) else {
-            return Err(read_error(path)(std::io::ErrorKind::NotFound.into()));
-        };
-        match fs::read(&current) {
-            // The writer renamed the staged file into place meanwhile: read the target.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && current != path => {
-                fs::read(path).map_err(read_error(path))
-            }
-            other => other.map_err(read_error(path)),
-        }
+        fs::read(path).map_err(read_error(path))
     }
 
     /// Reads a file if it exists.
@@ -532,8 +327,7 @@ impl TrustDir {
 
     /// True when a file of the trust directory exists.
     pub fn exists(&self, path: &Path) -> bool {
-        self.current(path)
-            .is_some_and(|p| p.exists() || path.exists())
+        path.exists()
     }
 
     /// The names of the entries of a folder of the trust directory (empty when it is absent).
@@ -550,25 +344,6 @@ impl TrustDir {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(read_error(dir)(e)),
-        }
-        if let Access::Reader {
-            staged, removed, ..
-        } = &self.access
-        {
-            for target in staged.keys() {
-                if target.parent() == Some(dir)
-                    && let Some(name) = target.file_name().and_then(|n| n.to_str())
-                {
-                    names.insert(name.to_owned());
-                }
-            }
-            for target in removed {
-                if target.parent() == Some(dir)
-                    && let Some(name) = target.file_name().and_then(|n| n.to_str())
-                {
-                    names.remove(name);
-                }
-            }
         }
         Ok(names)
     }
@@ -653,97 +428,15 @@ impl TrustDir {
         Ok(out)
     }
 
-    /// Writes and removes every file of `batch`, as a whole (see the module documentation).
-    /// Files outside the trust directory (an export folder) take part too.
+    /// Writes, moves, links and removes every file of `batch`, as a whole (see the module
+    /// documentation). Files outside the trust directory (an export folder) take part too.
     pub fn commit(&self, batch: Batch) -> Result<()> {
         if !self.writable() {
             return Err(Error::Invalid(
                 "this trust directory was opened read-only".into(),
             ));
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let root = &self.path;
-        let txid = nonce()?;
-        let staging = root.join(STAGING).join(&txid);
-        let mut writes = Vec::with_capacity(batch.writes.len());
-        let mut journal = Journal {
-            format: 1,
-            txid: txid.clone(),
-            state: JournalState::Prepared,
-            writes: Vec::new(),
-            removals: Vec::new(),
-        };
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        for (i, (target, bytes)) in batch.writes.iter().enumerate() {
-            let target = absolute(target)?;
-            let staged = if target.starts_with(root) {
-                staging.join(i.to_string())
-            } else {
-                parent_dir(&target).join(format!(".{}.{txid}.tmp", file_name(&target)))
-            };
-            dirs.insert(parent_dir(&target).to_owned());
-            journal.writes.push(JournalWrite {
-                staged: journal_text(root, &staged)?,
-                target: journal_text(root, &target)?,
-            });
-            writes.push((staged, target, bytes));
-        }
-        let mut removals = Vec::with_capacity(batch.removals.len());
-        for path in &batch.removals {
-            let path = absolute(path)?;
-            journal.removals.push(journal_text(root, &path)?);
-            dirs.insert(parent_dir(&path).to_owned());
-            removals.push(path);
-        }
-        for dir in dirs.iter().chain([&staging]) {
-            create_private_dir(dir)?;
-        }
-        store_journal(root, &journal)?;
-        let undo = |writes: &[(PathBuf, PathBuf, &Vec<u8>)]| {
-            for (staged, _, _) in writes {
-                let _ = fs::remove_file(staged);
-            }
-            let _ = fs::remove_dir_all(&staging);
-            let _ = fs::remove_file(root.join(JOURNAL));
-        };
-        let staged_ok = (|| -> Result<()> {
-            sync_filesystems([root.as_path()])?;
-            for (staged, target, bytes) in &writes {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(staged)
-                    .map_err(write_error(target))?;
-                file.write_all(bytes).map_err(write_error(target))?;
-            }
-            sync_filesystems(dirs.iter().map(PathBuf::as_path).chain([root.as_path()]))
-        })();
-        if let Err(e) = staged_ok {
-            undo(&writes);
-            return Err(e);
-        }
-        // The commit point: readers wait for these few milliseconds.
-        let exclusive = File::open(root).map_err(read_error(root))?;
-        exclusive.lock().map_err(write_error(root))?;
-        journal.state = JournalState::Committed;
-        if let Err(e) =
-            store_journal(root, &journal).and_then(|()| sync_filesystems([root.as_path()]))
-        {
-            undo(&writes);
-            return Err(e);
-        }
-        for (staged, target, _) in &writes {
-            fs::rename(staged, target).map_err(write_error(target))?;
-        }
-        for path in &removals {
-            remove_if_present(path)?;
-        }
-        sync_filesystems(dirs.iter().map(PathBuf::as_path))?;
-        remove_if_present(&root.join(JOURNAL))?;
-        let _ = fs::remove_dir(&staging);
-        Ok(())
+        journal::commit(&self.path, batch)
     }
 }
 
@@ -766,14 +459,24 @@ impl RepoDir<'_> {
         self.dir
     }
 
+    /// `pending/`: the draft being signed.
+    pub fn pending_dir(&self) -> PathBuf {
+        self.path.join("pending")
+    }
+
     /// `pending/<name>`.
     pub fn pending(&self, name: &str) -> PathBuf {
-        self.path.join("pending").join(name)
+        self.pending_dir().join(name)
+    }
+
+    /// `export/`: the last verified export.
+    pub fn export_dir(&self) -> PathBuf {
+        self.path.join("export")
     }
 
     /// `export/<name>`.
     pub fn exported(&self, name: &str) -> PathBuf {
-        self.path.join("export").join(name)
+        self.export_dir().join(name)
     }
 
     /// `root/<version>.root.json`.
@@ -863,12 +566,8 @@ mod tests {
         );
         assert_eq!(
             entries(trust.path()),
-            BTreeSet::from([".lock".into(), "x".into(), "y".into(), ".staging".into()])
-                .into_iter()
-                .filter(|n: &String| trust.path().join(n).exists())
-                .collect()
+            BTreeSet::from([".lock".into(), "x".into(), "y".into()])
         );
-        assert!(!trust.path().join(JOURNAL).exists());
     }
 
     #[test]
@@ -885,65 +584,53 @@ mod tests {
         batch.write(trust.path().join("blocker/b.json"), b"b".to_vec());
         assert!(trust.commit(batch).is_err());
         assert!(!trust.path().join("ok/a.json").exists());
-        assert!(!trust.path().join(JOURNAL).exists());
+        assert!(!journal::pending(trust.path()));
     }
 
-    /// A batch interrupted after its commit point (simulated by leaving its journal and
-    /// staged files as a killed process would) is finished by the next writer and seen as
-    /// finished by readers in the meantime; one interrupted before it is undone.
+    /// A batch interrupted after its commit point (its journal left as a killed process
+    /// leaves it) is finished by the next reader or writer; one interrupted before it (only
+    /// `.journal.tmp`) is dropped.
     #[test]
-    fn interrupted_batches_are_finished_or_undone() {
+    fn interrupted_batches_are_finished_or_dropped() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("trust");
         drop(TrustDir::open(&root).unwrap());
         fs::create_dir_all(root.join("repos")).unwrap();
         fs::write(root.join("repos/old.json"), b"old").unwrap();
         fs::write(root.join("repos/gone.json"), b"gone").unwrap();
-        let staging = root.join(STAGING).join("t1");
-        fs::create_dir_all(&staging).unwrap();
-        fs::write(staging.join("0"), b"new").unwrap();
-        let journal = |state| Journal {
-            format: 1,
-            txid: "t1".into(),
-            state,
-            writes: vec![JournalWrite {
-                staged: ".staging/t1/0".into(),
-                target: "repos/old.json".into(),
-            }],
-            removals: vec!["repos/gone.json".into()],
-        };
-        store_journal(&root, &journal(JournalState::Committed)).unwrap();
-        {
-            let reader = TrustDir::open_read(&root).unwrap();
-            assert_eq!(reader.read(&root.join("repos/old.json")).unwrap(), b"new");
-            assert!(!reader.exists(&root.join("repos/gone.json")));
-            assert!(
-                !reader
-                    .list(&root.join("repos"))
-                    .unwrap()
-                    .contains("gone.json")
-            );
-        }
-        drop(TrustDir::open(&root).unwrap());
-        assert_eq!(fs::read(root.join("repos/old.json")).unwrap(), b"new");
-        assert!(!root.join("repos/gone.json").exists());
-        assert!(!root.join(JOURNAL).exists() && !root.join(STAGING).exists());
+        let journal = b"rootkeeper-journal 1\n{\"ops\":[{\"write\":{\"target\":\"repos/old.json\",\"len\":3}},{\"remove\":{\"target\":\"repos/gone.json\"}}]}\nnew";
+        fs::write(root.join(".journal"), journal).unwrap();
+        let reader = TrustDir::open_read(&root).unwrap();
+        assert_eq!(reader.read(&root.join("repos/old.json")).unwrap(), b"new");
+        assert!(!reader.exists(&root.join("repos/gone.json")));
+        drop(reader);
+        assert!(!root.join(".journal").exists());
 
-        fs::create_dir_all(&staging).unwrap();
-        fs::write(staging.join("0"), b"newer").unwrap();
         fs::write(root.join("repos/gone.json"), b"back").unwrap();
-        store_journal(&root, &journal(JournalState::Prepared)).unwrap();
-        assert_eq!(
-            TrustDir::open_read(&root)
-                .unwrap()
-                .read(&root.join("repos/old.json"))
-                .unwrap(),
-            b"new"
-        );
+        fs::write(root.join(".journal.tmp"), &journal[..30]).unwrap();
         drop(TrustDir::open(&root).unwrap());
         assert_eq!(fs::read(root.join("repos/old.json")).unwrap(), b"new");
         assert!(root.join("repos/gone.json").exists());
-        assert!(!root.join(JOURNAL).exists() && !root.join(STAGING).exists());
+        assert!(!root.join(".journal.tmp").exists());
+    }
+
+    #[test]
+    fn moves_and_links_land_with_the_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let trust = TrustDir::open(&tmp.path().join("trust")).unwrap();
+        let repo = trust.path().join("repos/g");
+        let mut batch = Batch::new();
+        batch.write(repo.join("pending/root.json"), b"v1".to_vec());
+        trust.commit(batch).unwrap();
+        let mut batch = Batch::new();
+        batch.move_dir(repo.join("pending"), repo.join("export"));
+        batch.write(repo.join("export/note"), b"exported".to_vec());
+        batch.link(repo.join("export/root.json"), repo.join("root/1.root.json"));
+        trust.commit(batch).unwrap();
+        assert!(!repo.join("pending").exists());
+        assert_eq!(fs::read(repo.join("export/root.json")).unwrap(), b"v1");
+        assert_eq!(fs::read(repo.join("root/1.root.json")).unwrap(), b"v1");
+        assert_eq!(fs::read(repo.join("export/note")).unwrap(), b"exported");
     }
 
     #[test]
