@@ -13,6 +13,7 @@ pub mod attest;
 pub mod backend;
 pub mod error;
 pub mod keyuri;
+pub mod notice;
 pub mod secret;
 pub mod signer;
 pub mod tuf;
