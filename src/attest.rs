@@ -70,7 +70,11 @@ pub struct TrustRoots {
     intermediates: Vec<Certificate>,
     /// Where they came from, for reports.
     pub source: String,
+    /// True for Yubico's roots shipped in the binary (no `--attestation-roots`).
+    pub built_in: bool,
 }
+
+const BUILT_IN_SOURCE: &str = "Yubico's PIV attestation roots (built in)";
 
 fn parse(der: &[u8], what: &str) -> Result<Certificate> {
     Certificate::from_der(der).map_err(|e| Error::Key {
@@ -86,21 +90,21 @@ fn self_signed(cert: &Certificate) -> bool {
 
 impl TrustRoots {
     /// Yubico's roots and intermediates, shipped in the binary.
-    pub fn yubico() -> TrustRoots {
-        let load = |pem: &str| -> Vec<Certificate> {
-            crate::x509::pem_certificates_in_text(pem)
-                .expect("shipped PEM")
+    pub fn yubico() -> Result<TrustRoots> {
+        let load = |pem: &str| -> Result<Vec<Certificate>> {
+            crate::x509::pem_certificates_in_text(pem)?
                 .iter()
-                .map(|der| parse(der, "shipped Yubico certificate").expect("shipped certificate"))
+                .map(|der| parse(der, "shipped Yubico certificate"))
                 .collect()
         };
-        let mut anchors = load(YUBICO_PIV_ROOT);
-        anchors.extend(load(YUBICO_ATTESTATION_ROOT_1));
-        TrustRoots {
+        let mut anchors = load(YUBICO_PIV_ROOT)?;
+        anchors.extend(load(YUBICO_ATTESTATION_ROOT_1)?);
+        Ok(TrustRoots {
             anchors,
-            intermediates: load(YUBICO_INTERMEDIATES_B),
-            source: "Yubico's PIV attestation roots (built in)".into(),
-        }
+            intermediates: load(YUBICO_INTERMEDIATES_B)?,
+            source: BUILT_IN_SOURCE.into(),
+            built_in: true,
+        })
     }
 
     /// Roots from a PEM file: self-signed certificates become anchors, the others
@@ -126,6 +130,7 @@ impl TrustRoots {
             anchors,
             intermediates,
             source: source.into(),
+            built_in: false,
         })
     }
 
@@ -286,31 +291,36 @@ pub fn verify(
         current = next.clone();
     }
     let Some(anchor) = anchor else {
-        return Err(fail(format!(
-            "the device certificate `{}` (issuer `{}`) does not chain to {}",
-            subject(&device),
-            device.tbs_certificate().issuer(),
-            roots.source
-        )));
+        // Not a verification failure: the chain ends at a CA rootkeeper was not given.
+        return Err(Error::AttestationUnrecognised {
+            what: what.into(),
+            device_certificate: subject(&device),
+            issuer: device.tbs_certificate().issuer().to_string(),
+            roots: roots.source.clone(),
+            built_in: roots.built_in,
+        });
     };
 
-    let firmware = extension(&slot, OID_FIRMWARE)
-        .filter(|v| v.len() == 3)
-        .map(|v| Firmware {
-            major: v[0],
-            minor: v[1],
-            patch: v[2],
-        });
+    let firmware = match extension(&slot, OID_FIRMWARE) {
+        Some(&[major, minor, patch]) => Some(Firmware {
+            major,
+            minor,
+            patch,
+        }),
+        _ => None,
+    };
     let serial = extension(&slot, OID_SERIAL).and_then(|v| {
-        x509_cert::der::asn1::Uint::from_der(v).ok().and_then(|u| {
-            let bytes = u.as_bytes();
-            (bytes.len() <= 4).then(|| bytes.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32))
-        })
+        let uint = x509_cert::der::asn1::Uint::from_der(v).ok()?;
+        let bytes = uint.as_bytes();
+        let mut be = [0u8; 4];
+        let start = be.len().checked_sub(bytes.len())?;
+        be.get_mut(start..)?.copy_from_slice(bytes);
+        Some(u32::from_be_bytes(be))
     });
     let (pin_policy, touch_policy) = match extension(&slot, OID_POLICY) {
-        Some(v) if v.len() == 2 => (
-            PivPinPolicy::from_byte(v[0]),
-            PivTouchPolicy::from_byte(v[1]),
+        Some(&[pin, touch]) => (
+            PivPinPolicy::from_byte(pin),
+            PivTouchPolicy::from_byte(touch),
         ),
         _ => (None, None),
     };
@@ -368,7 +378,7 @@ mod tests {
 
     #[test]
     fn yubico_chain_verifies_offline() {
-        let roots = TrustRoots::yubico();
+        let roots = TrustRoots::yubico().unwrap();
         assert_eq!(roots.anchors.len(), 2);
         assert_eq!(roots.intermediates.len(), 2);
         // PIV Attestation B 1 -> Intermediate B 1 -> Attestation Root 1 (all RSA).

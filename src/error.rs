@@ -374,6 +374,65 @@ pub enum Error {
         /// The ID, hex.
         id: String,
     },
+    /// A PIV attestation whose chain ends at a CA rootkeeper was not given: not a failed
+    /// signature, but an issuer it does not know.
+    #[error(
+        "attestation of {what} not recognised: the device certificate `{device_certificate}` (issuer `{issuer}`) does not chain to {roots}"
+    )]
+    AttestationUnrecognised {
+        /// The key (URI).
+        what: String,
+        /// The subject of the device certificate (slot f9).
+        device_certificate: String,
+        /// Its issuer.
+        issuer: String,
+        /// The roots tried.
+        roots: String,
+        /// True when the roots were Yubico's built-in ones.
+        built_in: bool,
+    },
+    /// A PIV slot may hold a key, and the card cannot say (firmware without metadata).
+    #[error("slot {slot} of {device} may hold a key: {reason}")]
+    SlotMayBeInUse {
+        /// The slot, e.g. `9c`.
+        slot: String,
+        /// The YubiKey.
+        device: String,
+        /// Why emptiness cannot be shown.
+        reason: String,
+    },
+    /// A wrong PIN that came from a file whose first line starts or ends with whitespace
+    /// (kept as part of the PIN).
+    #[error(
+        "wrong PIN for {token}; the token now reports: {state}; the PIN came from {}, whose first line has leading or trailing whitespace, which was kept as part of the PIN", path.display()
+    )]
+    WrongPinWhitespace {
+        /// The token.
+        token: String,
+        /// The PIN state read back from the token after the attempt.
+        state: String,
+        /// The PIN file.
+        path: PathBuf,
+    },
+    /// A PKCS#11 module loaded but did not start (C_Initialize or the first call failed).
+    #[error("PKCS#11 module {} did not start: {reason}{}", path.display(), config.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    ModuleInit {
+        /// The module path.
+        path: PathBuf,
+        /// What failed, e.g. `C_Initialize returned CKR_GENERAL_ERROR`.
+        reason: String,
+        /// The module's own configuration as rootkeeper sees it, e.g.
+        /// `SOFTHSM2_CONF=/etc/x.conf, which does not exist`.
+        config: Option<String>,
+        /// True for SoftHSM (its configuration comes from SOFTHSM2_CONF).
+        softhsm: bool,
+    },
+    /// PC/SC (pcscd) could not be reached, so no YubiKey can be looked at.
+    #[error("PC/SC: {reason}")]
+    PcscUnavailable {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -421,6 +480,13 @@ impl Error {
             Error::Backup { problem, .. } => problem.hint().into(),
             Error::NotaryKey { problem, .. } => problem.hint().into(),
             Error::KeyIdTaken { .. } => "every copy of an imported key gets the same CKA_ID; use a token that does not hold this ID yet, or remove the old object first".into(),
+            Error::AttestationUnrecognised { built_in: true, .. } => "rootkeeper knows Yubico's roots only; for a device attested by another CA (a test card, a private PKI) pass that CA with --attestation-roots FILE".into(),
+            Error::AttestationUnrecognised { .. } => "the file given with --attestation-roots does not hold the CA that issued this device certificate; pass the right CA, or leave the option out to check against Yubico's built-in roots".into(),
+            Error::SlotMayBeInUse { .. } => "if you are certain the slot holds no key you need, run again with --force (after a confirmation, whatever is there is destroyed); `ykman piv info` may show more".into(),
+            Error::WrongPinWhitespace { path, .. } => format!("rootkeeper keeps a PIN file's first line exactly as written (only the line ending is removed); if the PIN has no spaces, remove them from {}", path.display()),
+            Error::ModuleInit { softhsm: true, .. } => "SoftHSM reads its configuration from the file SOFTHSM2_CONF names: point SOFTHSM2_CONF at a softhsm2.conf whose directories.tokendir exists, or name another module with module-path= in the URI, --module or ROOTKEEPER_PKCS11_MODULE".into(),
+            Error::ModuleInit { .. } => "check the module's own configuration and its device; or name another module with module-path= in the URI, --module or ROOTKEEPER_PKCS11_MODULE".into(),
+            Error::PcscUnavailable { .. } => "YubiKeys are reached through pcscd: install and start it (apt-get install pcscd; systemctl start pcscd.socket, or run pcscd)".into(),
             _ => return None,
         })
     }

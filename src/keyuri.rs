@@ -137,22 +137,22 @@ fn bad(uri: &str, reason: impl Into<String>) -> Error {
 }
 
 fn pct_decode(uri: &str, value: &str) -> Result<Vec<u8>> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = value
-                .get(i + 1..i + 3)
-                .ok_or_else(|| bad(uri, format!("truncated percent escape in `{value}`")))?;
-            let byte = u8::from_str_radix(hex, 16)
-                .map_err(|_| bad(uri, format!("bad percent escape `%{hex}`")))?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b != b'%' {
+            out.push(b);
+            rest = tail;
+            continue;
         }
+        let (hex, tail) = tail
+            .split_first_chunk::<2>()
+            .ok_or_else(|| bad(uri, format!("truncated percent escape in `{value}`")))?;
+        let hex = std::str::from_utf8(hex).unwrap_or("??");
+        let byte = u8::from_str_radix(hex, 16)
+            .map_err(|_| bad(uri, format!("bad percent escape `%{hex}`")))?;
+        out.push(byte);
+        rest = tail;
     }
     Ok(out)
 }

@@ -8,6 +8,34 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// No input may crash the library: no string slicing at byte offsets, no unchecked indexing,
+// no arithmetic that can wrap, no lossy casts, no unwrap/expect/panic outside tests.
+#![deny(
+    clippy::string_slice,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::string_slice,
+        clippy::cast_possible_truncation
+    )
+)]
 
 pub mod attest;
 pub mod backend;
@@ -15,6 +43,7 @@ pub mod backup;
 pub mod error;
 pub mod fingerprint;
 pub mod keyuri;
+pub mod notice;
 pub mod secret;
 pub mod signer;
 pub mod text;

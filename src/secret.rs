@@ -2,37 +2,49 @@
 //! from a file, an environment variable or a prompt, never from the command line.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::notice::Notifier;
 
 /// A PIN (or SO PIN, or passphrase). Wiped from memory on drop; `Debug` never shows it.
 #[derive(Clone)]
-pub struct Pin(Zeroizing<String>);
+pub struct Pin {
+    secret: Zeroizing<String>,
+    /// The file it came from, when that file's first line starts or ends with whitespace
+    /// (kept as part of the PIN, and named when the PIN turns out wrong).
+    whitespace_in: Option<PathBuf>,
+}
 
 impl Pin {
     /// Wraps a PIN taken from a prompt or a file.
     pub fn new(pin: String) -> Self {
-        Pin(Zeroizing::new(pin))
+        Pin {
+            secret: Zeroizing::new(pin),
+            whitespace_in: None,
+        }
     }
 
     /// The PIN text, for handing to a token.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.secret
     }
 
-    /// Reads a PIN from the first line of a file (trailing CR/LF removed).
+    /// Reads a PIN from the first line of a file, exactly as written: only the line ending
+    /// (LF or CR LF) is removed; spaces and tabs stay part of the PIN (see
+    /// [`whitespace_in`](Self::whitespace_in)).
     pub fn from_file(path: &Path) -> Result<Pin> {
         let mut raw = Zeroizing::new(std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?);
-        let end = raw
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-            .unwrap_or(raw.len());
-        let line = std::str::from_utf8(&raw[..end]).map_err(|_| Error::PinFile {
+        let first = raw
+            .split(|&b| b == b'\n' || b == b'\r')
+            .next()
+            .unwrap_or_default();
+        let line = std::str::from_utf8(first).map_err(|_| Error::PinFile {
             path: path.to_owned(),
             reason: "not UTF-8 text".into(),
         })?;
@@ -42,9 +54,40 @@ impl Pin {
                 reason: "the first line is empty".into(),
             });
         }
-        let pin = Pin::new(line.to_owned());
+        let padded = line.trim() != line;
+        let mut pin = Pin::new(line.to_owned());
+        if padded {
+            pin.whitespace_in = Some(path.to_owned());
+        }
         raw.zeroize();
         Ok(pin)
+    }
+
+    /// A PIN from an environment variable's value: a trailing line ending (CR/LF, as from
+    /// `$(cat pinfile)` or a here-string) is removed, like from a file.
+    pub fn from_env_value(value: String) -> Option<Pin> {
+        let value = Zeroizing::new(value);
+        let pin = value.trim_end_matches(['\r', '\n']);
+        (!pin.is_empty()).then(|| Pin::new(pin.to_owned()))
+    }
+
+    /// The PIN file, when its first line starts or ends with whitespace that is now part of
+    /// this PIN; a wrong-PIN error names it.
+    pub fn whitespace_in(&self) -> Option<&Path> {
+        self.whitespace_in.as_deref()
+    }
+
+    /// The error for this PIN being refused by `token`, which now reports `state`: it says
+    /// when the PIN file's whitespace was kept.
+    pub fn wrong(&self, token: String, state: String) -> Error {
+        match &self.whitespace_in {
+            Some(path) => Error::WrongPinWhitespace {
+                token,
+                state,
+                path: path.clone(),
+            },
+            None => Error::WrongPin { token, state },
+        }
     }
 }
 
@@ -59,11 +102,12 @@ impl std::fmt::Debug for Pin {
 pub trait Prompter {
     /// Asks for a secret (no echo). `None` when there is no way to ask (no terminal).
     fn secret(&self, prompt: &str) -> Result<Option<Pin>>;
-    /// Tells the operator something that needs doing now (e.g. "insert token X").
-    fn notice(&self, message: &str);
+    /// Where notices go (touch the YubiKey, PIN retries low); signers keep a clone, so a
+    /// notice can come while they work, after this prompter's borrow has ended.
+    fn notifier(&self) -> Rc<dyn Notifier>;
 }
 
-/// A prompter that can never ask: for scripts and tests.
+/// A prompter that can never ask and shows nothing: for scripts and tests.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoPrompter;
 
@@ -71,7 +115,9 @@ impl Prompter for NoPrompter {
     fn secret(&self, _prompt: &str) -> Result<Option<Pin>> {
         Ok(None)
     }
-    fn notice(&self, _message: &str) {}
+    fn notifier(&self) -> Rc<dyn Notifier> {
+        crate::notice::silent()
+    }
 }
 
 /// Where PINs come from, in the order of design §3: the URI's `pin-source`, `--pin-file`,
@@ -134,9 +180,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
         std::fs::write(&path, "8844\r\nignored\n").unwrap();
-        assert_eq!(Pin::from_file(&path).unwrap().expose(), "8844");
+        let pin = Pin::from_file(&path).unwrap();
+        assert_eq!(pin.expose(), "8844");
+        assert!(pin.whitespace_in().is_none());
         std::fs::write(&path, "\n").unwrap();
         assert!(Pin::from_file(&path).is_err());
+    }
+
+    #[test]
+    fn pin_file_whitespace_is_kept_and_named_when_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        for text in ["8844 \n", " 8844", "8844\t\r\n"] {
+            std::fs::write(&path, text).unwrap();
+            let pin = Pin::from_file(&path).unwrap();
+            assert_eq!(pin.expose(), text.trim_end_matches(['\r', '\n']));
+            assert_eq!(pin.whitespace_in(), Some(path.as_path()));
+            let err = pin.wrong("token t".into(), "2 retries left".into());
+            assert!(err.to_string().contains("whitespace"), "{err}");
+            assert!(!err.to_string().contains("8844"), "{err}");
+            assert!(!err.hint().unwrap().contains("8844"));
+        }
+    }
+
+    #[test]
+    fn env_pin_loses_its_line_ending_only() {
+        assert_eq!(
+            Pin::from_env_value("8844\r\n".into()).unwrap().expose(),
+            "8844"
+        );
+        assert_eq!(
+            Pin::from_env_value(" 8844 \n".into()).unwrap().expose(),
+            " 8844 "
+        );
+        assert!(Pin::from_env_value("\n".into()).is_none());
     }
 
     #[test]

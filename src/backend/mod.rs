@@ -61,10 +61,14 @@ impl KeyDescription {
 
 /// Opens tokens and keys for one command: each module is loaded once and each token is logged
 /// in to once, however many keys on it sign. Sessions close when the keyring is dropped.
+///
+/// A login belongs to the token in one slot of one module: sessions are cached by (module,
+/// slot ID), never by token serial, which two tokens may share (two PIV cards through OpenSC
+/// both say serial `00000000`) or leave blank.
 pub struct Keyring<'a> {
     pins: &'a PinSources<'a>,
     modules: HashMap<PathBuf, Rc<Module>>,
-    sessions: HashMap<(PathBuf, String), Rc<TokenSession>>,
+    sessions: HashMap<(PathBuf, u64), Rc<TokenSession>>,
     yubikeys: Vec<Rc<Device>>,
     logins: Vec<String>,
 }
@@ -112,7 +116,7 @@ impl<'a> Keyring<'a> {
     /// A logged-in session on the token a URI names; logs in only the first time.
     pub fn session(&mut self, uri: &Pkcs11Uri) -> Result<Rc<TokenSession>> {
         let (module, token) = self.token(uri)?;
-        let key = (module.path().to_owned(), token.serial.clone());
+        let key = (module.path().to_owned(), token.slot_id);
         if let Some(session) = self.sessions.get(&key) {
             return Ok(session.clone());
         }
@@ -194,16 +198,9 @@ impl<'a> Keyring<'a> {
             }
             KeyUri::YubiKey(uri) => {
                 let (device, info) = self.yubikey_slot(uri)?;
-                let signer = PivSigner::new(device, &info)?;
+                let signer = PivSigner::new(device, &info, self.pins.prompter.notifier())?;
                 if info.pin_policy != Some(piv::PivPinPolicy::Never) {
                     self.yubikey_login(uri)?;
-                }
-                if signer.needs_touch() && !piv::touch_notice_hook_installed() {
-                    self.pins.prompter.notice(&format!(
-                        "{} needs a touch for every signature: {} when it blinks",
-                        info.uri,
-                        piv::touch_message(signer.device().serial())
-                    ));
                 }
                 Ok(Box::new(signer))
             }

@@ -20,13 +20,12 @@ use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::Rc;
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::Serialize;
-use x509_cert::der::Encode;
+use x509_cert::der::{Decode, Encode};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
@@ -36,7 +35,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::keyuri::{PivSlot, YubiKeyUri};
-use crate::secret::{Pin, PinSources, Prompter};
+use crate::notice::{Notice, Notifier};
+use crate::secret::{Pin, PinSources};
 use crate::signer::Signer;
 
 /// Set to `1` to let rootkeeper use readers named "Virtual PCD…" (tests only).
@@ -54,26 +54,6 @@ const OBJ_ADMIN_DATA: u32 = 0x005f_ff00;
 /// True when `ROOTKEEPER_ALLOW_VIRTUAL_READERS=1`.
 pub fn virtual_readers_allowed() -> bool {
     std::env::var(ALLOW_VIRTUAL_ENV).is_ok_and(|v| v == "1")
-}
-
-static NOTICE_HOOK: OnceLock<fn(&str)> = OnceLock::new();
-
-/// Installs the function that tells the operator to touch a YubiKey while a signer (which
-/// outlives the command's prompter) waits for the card. The CLI installs one that writes to
-/// stderr; without one, [`Keyring`](super::Keyring) announces the touch when it hands out the
-/// signer. Later calls are ignored.
-pub fn set_touch_notice_hook(hook: fn(&str)) {
-    let _ = NOTICE_HOOK.set(hook);
-}
-
-/// True when a touch notice hook is installed.
-pub fn touch_notice_hook_installed() -> bool {
-    NOTICE_HOOK.get().is_some()
-}
-
-/// The message shown before an operation that needs a touch.
-pub fn touch_message(serial: u32) -> String {
-    format!("touch the YubiKey (serial {serial})")
 }
 
 /// A YubiKey firmware version.
@@ -233,6 +213,15 @@ impl PivTouchPolicy {
     pub fn needs_touch(self) -> bool {
         self != PivTouchPolicy::Never
     }
+
+    /// The notice to give before an operation of a key with this policy on YubiKey `serial`
+    /// (None when no touch is needed).
+    pub fn notice(self, serial: u32) -> Option<Notice> {
+        self.needs_touch().then_some(Notice::Touch {
+            serial,
+            cached: self == PivTouchPolicy::Cached,
+        })
+    }
 }
 
 /// Where a slot's key came from, as the card reports it.
@@ -267,14 +256,16 @@ pub struct SlotInfo {
     pub certificate: bool,
     /// The key's URI.
     pub uri: String,
+    /// The canonical key ID of the P-256 key (notary's ID of the bare key, 64 hex digits).
+    pub key_id: Option<String>,
     #[serde(skip)]
-    id: u8,
+    piv_slot: PivSlot,
 }
 
 impl SlotInfo {
     /// The slot.
     pub fn piv_slot(&self) -> PivSlot {
-        PivSlot::new(self.id).expect("only key slots are described")
+        self.piv_slot
     }
 
     /// The label to show and record: the certificate's CN, else "slot 9c".
@@ -321,6 +312,43 @@ pub struct DeviceInfo {
     pub ysa_2024_03: bool,
     /// Filled key slots.
     pub slots: Vec<SlotInfo>,
+    /// Slots the card did not answer for (a read error other than "not found"): what they
+    /// hold is unknown.
+    pub unreadable_slots: Vec<UnreadableSlot>,
+}
+
+/// A slot whose contents could not be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableSlot {
+    /// The slot, e.g. `9c`.
+    pub slot: String,
+    /// The error.
+    pub error: String,
+}
+
+/// What a key slot holds, as far as the card can tell.
+#[derive(Debug, Clone)]
+pub enum SlotState {
+    /// The card says the slot holds no key and no certificate.
+    Empty,
+    /// A key or a certificate is there.
+    Filled(SlotInfo),
+    /// The firmware cannot say (no GET METADATA before 5.3) and there is no certificate: a
+    /// key may be there.
+    Unknown {
+        /// Why the card cannot say.
+        reason: String,
+    },
+}
+
+/// What GET METADATA says about a key slot.
+enum KeyMetadata {
+    /// The firmware has no GET METADATA.
+    Unsupported,
+    /// No key in the slot.
+    Empty,
+    /// The key's metadata.
+    Key(piv::SlotMetadata),
 }
 
 impl DeviceInfo {
@@ -362,8 +390,52 @@ fn algorithm_name(alg: AlgorithmId) -> &'static str {
     }
 }
 
-fn slot_id(slot: PivSlot) -> SlotId {
-    SlotId::try_from(slot.id()).expect("PivSlot holds only valid key slots")
+fn slot_id(slot: PivSlot) -> Result<SlotId> {
+    SlotId::try_from(slot.id()).map_err(|_| Error::Invalid(format!("{slot} is not a PIV key slot")))
+}
+
+/// The PIV data object that holds a key slot's certificate (SP 800-73-4 and Yubico's retired
+/// slots: 82 is 5FC10D, ..., 95 is 5FC120).
+fn certificate_object(slot: PivSlot) -> Option<u32> {
+    match slot.id() {
+        0x9a => Some(0x005f_c105),
+        0x9c => Some(0x005f_c10a),
+        0x9d => Some(0x005f_c10b),
+        0x9e => Some(0x005f_c101),
+        id => 0x005f_c10d_u32.checked_add(u32::from(id.checked_sub(0x82)?)),
+    }
+}
+
+/// The DER certificate inside a certificate object (`70 len cert 71 01 00 FE 00`, or a bare
+/// certificate as some tools write it).
+fn certificate_in_object(object: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = object.split_first()?;
+    if tag == 0x30 {
+        return Some(object);
+    }
+    if tag != 0x70 {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0x81 => {
+            let (&len, rest) = rest.split_first()?;
+            (usize::from(len), rest)
+        }
+        0x82 => {
+            let (len, rest) = rest.split_first_chunk::<2>()?;
+            (usize::from(u16::from_be_bytes(*len)), rest)
+        }
+        len if len < 0x80 => (usize::from(len), rest),
+        _ => return None,
+    };
+    rest.get(..len)
+}
+
+/// The canonical key ID of a P-256 key, as every command shows it: notary's ID of the bare
+/// key (SHA-256 of its canonical JSON form), 64 hex digits.
+pub fn key_id(public_key: &VerifyingKey) -> Result<String> {
+    Ok(crate::tuf::notary::p256_key_id(public_key)?.to_string())
 }
 
 fn device_name(serial: u32) -> String {
@@ -413,10 +485,8 @@ fn is_transient(e: &yubikey::Error) -> bool {
 /// Opens every YubiKey on every reader (virtual ones only when allowed). Readers without a
 /// PIV card are skipped.
 pub fn open_all() -> Result<Present> {
-    let pcsc_error = |e: yubikey::Error| Error::Piv {
-        device: "PC/SC".into(),
-        operation: "listing readers".into(),
-        reason: format!("{e} (is pcscd running?)"),
+    let pcsc_error = |e: yubikey::Error| Error::PcscUnavailable {
+        reason: format!("listing readers failed: {e}"),
     };
     let mut context = match yubikey::reader::Context::open() {
         Ok(c) => c,
@@ -503,6 +573,21 @@ pub fn open(uri: &YubiKeyUri) -> Result<Device> {
     let mut present = open_all()?;
     let wanted = uri.token_only().without_sources().to_string();
     let index = match uri.serial {
+        Some(serial)
+            if present
+                .devices
+                .iter()
+                .filter(|d| d.serial == serial)
+                .count()
+                > 1 =>
+        {
+            let listed = describe_present(&present);
+            present.devices.drain(..).for_each(Device::leave);
+            return Err(Error::YubiKeyAmbiguous {
+                uri: wanted,
+                present: format!("{listed} (two devices report serial {serial})"),
+            });
+        }
         Some(serial) => present.devices.iter().position(|d| d.serial == serial),
         None if present.devices.len() > 1 => {
             let listed = describe_present(&present);
@@ -613,6 +698,46 @@ impl Device {
         self.pin.borrow().is_some()
     }
 
+    /// GET METADATA for a key slot: only "not found" means empty; every other error is
+    /// reported.
+    fn key_metadata(&self, slot: PivSlot) -> Result<KeyMetadata> {
+        if !self.firmware.has_metadata() {
+            return Ok(KeyMetadata::Unsupported);
+        }
+        match piv::metadata(&mut self.yk.borrow_mut(), slot_id(slot)?) {
+            Ok(m) => Ok(KeyMetadata::Key(m)),
+            Err(yubikey::Error::NotFound) => Ok(KeyMetadata::Empty),
+            Err(yubikey::Error::NotSupported) => Ok(KeyMetadata::Unsupported),
+            Err(e) => Err(self.fail(format!("reading the metadata of slot {slot}"))(e)),
+        }
+    }
+
+    /// The certificate stored for a key slot: None only when the card says the object is
+    /// not there; every other error is reported.
+    fn certificate(&self, slot: PivSlot) -> Result<Option<x509_cert::Certificate>> {
+        let operation = || format!("reading the certificate of slot {slot}");
+        let object = certificate_object(slot)
+            .ok_or_else(|| Error::Invalid(format!("{slot} is not a PIV key slot")))?;
+        let data = match self.yk.borrow_mut().fetch_object(object) {
+            Ok(data) => data,
+            Err(yubikey::Error::NotFound) => return Ok(None),
+            Err(e) => return Err(self.fail(operation())(e)),
+        };
+        let bad = |reason: &str| Error::Piv {
+            device: self.describe(),
+            operation: operation(),
+            reason: reason.into(),
+        };
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let der = certificate_in_object(&data)
+            .ok_or_else(|| bad("the certificate object is malformed"))?;
+        x509_cert::Certificate::from_der(der)
+            .map(Some)
+            .map_err(|_| bad("the slot's certificate object holds no X.509 certificate"))
+    }
+
     fn metadata(&self, slot: SlotId) -> Result<Option<piv::SlotMetadata>> {
         if !self.firmware.has_metadata() {
             return Ok(None);
@@ -637,11 +762,21 @@ impl Device {
                 factory_default: m.default,
             });
         }
-        let remaining = self
-            .yk
-            .borrow_mut()
-            .get_pin_retries()
-            .map_err(self.fail("reading the PIN retry counter"))?;
+        // An empty VERIFY answers with the retries left and uses no try. Sent as it is: the
+        // crate's get_pin_retries() selects the applet first, which would also drop a
+        // management-key authentication made earlier in this command.
+        let empty_verify = self.yk.borrow_mut().verify_pin(&[]);
+        let remaining = match empty_verify {
+            Err(yubikey::Error::WrongPin { tries }) => tries,
+            Err(yubikey::Error::PinLocked) => 0,
+            // Already verified: the card does not say how many tries are left.
+            Ok(()) => self
+                .yk
+                .borrow_mut()
+                .get_pin_retries()
+                .map_err(self.fail("reading the PIN retry counter"))?,
+            Err(e) => return Err(self.fail("reading the PIN retry counter")(e)),
+        };
         Ok(RetryState {
             remaining,
             total: None,
@@ -682,29 +817,41 @@ impl Device {
         let Some((&0x80, rest)) = data.split_first() else {
             return false;
         };
-        let Some((&len, mut inner)) = rest.split_first() else {
+        let Some((&len, inner)) = rest.split_first() else {
             return false;
         };
-        inner = &inner[..(len as usize).min(inner.len())];
-        while inner.len() >= 2 {
-            let (tag, len) = (inner[0], inner[1] as usize);
-            let Some(value) = inner.get(2..2 + len) else {
+        let mut inner = inner.get(..usize::from(len)).unwrap_or(inner);
+        while let [tag, len, rest @ ..] = inner {
+            let Some((value, next)) = rest.split_at_checked(usize::from(*len)) else {
                 return false;
             };
-            if tag == 0x81 && len == 1 {
-                return value[0] & 0x02 != 0;
+            if let (0x81, [flags]) = (*tag, value) {
+                return flags & 0x02 != 0;
             }
-            inner = &inner[2 + len..];
+            inner = next;
         }
         false
     }
 
-    /// The key in `slot`, if any (read without the PIN).
-    pub fn slot(&self, slot: PivSlot) -> Result<Option<SlotInfo>> {
-        let id = slot_id(slot);
-        // An empty slot answers GET METADATA with "not found".
-        let meta = self.metadata(id).unwrap_or_default();
-        let cert = yubikey::Certificate::read(&mut self.yk.borrow_mut(), id).ok();
+    /// What `slot` holds (read without the PIN). Only the card's "not found" counts as
+    /// empty; any other read error is returned. On firmware without metadata (before 5.3) a
+    /// slot without a certificate is [`SlotState::Unknown`]: a key may be there.
+    pub fn slot_state(&self, slot: PivSlot) -> Result<SlotState> {
+        let meta = self.key_metadata(slot)?;
+        let cert = self.certificate(slot)?;
+        let meta = match (meta, &cert) {
+            (KeyMetadata::Empty, None) => return Ok(SlotState::Empty),
+            (KeyMetadata::Unsupported, None) => {
+                return Ok(SlotState::Unknown {
+                    reason: format!(
+                        "it holds no certificate, and firmware {} cannot say whether it holds a key (GET METADATA needs firmware 5.3)",
+                        self.firmware
+                    ),
+                });
+            }
+            (KeyMetadata::Key(m), _) => Some(m),
+            (KeyMetadata::Empty | KeyMetadata::Unsupported, Some(_)) => None,
+        };
         let (mut algorithm, mut public_key) = (String::from("unknown"), None);
         let mut pin_policy = None;
         let mut touch_policy = None;
@@ -729,9 +876,12 @@ impl Device {
         }
         let mut label = None;
         if let Some(c) = &cert {
-            let tbs = c.cert.tbs_certificate();
+            let tbs = c.tbs_certificate();
             label = tbs.subject().common_name().ok().flatten().map(String::from);
-            if meta.is_none() {
+            if meta.is_none() && self.firmware.has_metadata() {
+                // The card says no key is there: only a certificate.
+                algorithm = "none (certificate only)".into();
+            } else if meta.is_none() {
                 public_key = tbs
                     .subject_public_key_info()
                     .to_der()
@@ -742,12 +892,10 @@ impl Device {
                 }
             }
         }
-        if meta.is_none() && cert.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(SlotInfo {
+        Ok(SlotState::Filled(SlotInfo {
             slot: slot.to_string(),
             algorithm,
+            key_id: public_key.as_ref().map(key_id).transpose()?,
             public_key,
             pin_policy,
             touch_policy,
@@ -755,19 +903,65 @@ impl Device {
             label,
             certificate: cert.is_some(),
             uri: self.slot_uri(slot).to_string(),
-            id: slot.id(),
+            piv_slot: slot,
         }))
     }
 
-    /// Every filled key slot.
-    pub fn slots(&self) -> Result<Vec<SlotInfo>> {
-        let mut out = Vec::new();
-        for slot in PivSlot::all() {
-            if let Some(info) = self.slot(slot)? {
-                out.push(info);
+    /// The key in `slot`, if the card shows one (read without the PIN); read errors are
+    /// returned, never taken for an empty slot.
+    pub fn slot(&self, slot: PivSlot) -> Result<Option<SlotInfo>> {
+        Ok(match self.slot_state(slot)? {
+            SlotState::Filled(info) => Some(info),
+            SlotState::Empty | SlotState::Unknown { .. } => None,
+        })
+    }
+
+    /// Refuses a slot that holds a key, or may hold one, unless `force`. Returns what `force`
+    /// would destroy (None when the card shows the slot empty).
+    pub fn check_slot_free(&self, slot: PivSlot, force: bool) -> Result<Option<String>> {
+        match self.slot_state(slot)? {
+            SlotState::Empty => Ok(None),
+            SlotState::Filled(info) => {
+                let detail = format!("{} `{}`", info.algorithm, info.display_label());
+                if force {
+                    Ok(Some(detail))
+                } else {
+                    Err(Error::SlotInUse {
+                        slot: slot.to_string(),
+                        device: self.describe(),
+                        detail,
+                    })
+                }
+            }
+            SlotState::Unknown { reason } => {
+                if force {
+                    Ok(Some(format!("whatever it holds ({reason})")))
+                } else {
+                    Err(Error::SlotMayBeInUse {
+                        slot: slot.to_string(),
+                        device: self.describe(),
+                        reason,
+                    })
+                }
             }
         }
-        Ok(out)
+    }
+
+    /// Every filled key slot, and the slots that could not be read.
+    pub fn slots(&self) -> (Vec<SlotInfo>, Vec<UnreadableSlot>) {
+        let mut filled = Vec::new();
+        let mut unreadable = Vec::new();
+        for slot in PivSlot::all() {
+            match self.slot(slot) {
+                Ok(Some(info)) => filled.push(info),
+                Ok(None) => {}
+                Err(e) => unreadable.push(UnreadableSlot {
+                    slot: slot.to_string(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        (filled, unreadable)
     }
 
     /// Everything `token list` shows, read without the PIN and without using a try.
@@ -778,6 +972,7 @@ impl Device {
             Ok((alg, default)) => (Some(alg), default),
             Err(_) => (None, None),
         };
+        let (slots, unreadable_slots) = self.slots();
         Ok(DeviceInfo {
             serial: self.serial,
             firmware: self.firmware,
@@ -791,7 +986,8 @@ impl Device {
             management_key_default: mgm_default,
             management_key_protected: self.management_key_protected(),
             ysa_2024_03: self.firmware.ysa_2024_03(),
-            slots: self.slots()?,
+            slots,
+            unreadable_slots,
         })
     }
 
@@ -821,19 +1017,18 @@ impl Device {
         }
         match self.yk.borrow_mut().verify_pin(bytes) {
             Ok(()) => Ok(()),
-            Err(yubikey::Error::WrongPin { tries: 0 }) | Err(yubikey::Error::PinLocked) => {
-                Err(Error::WrongPin {
-                    token: self.describe(),
-                    state: "0 retries left: the PIN is now blocked".into(),
-                })
-            }
-            Err(yubikey::Error::WrongPin { tries }) => Err(Error::WrongPin {
-                token: self.describe(),
-                state: format!(
+            Err(yubikey::Error::WrongPin { tries: 0 }) | Err(yubikey::Error::PinLocked) => Err(pin
+                .wrong(
+                    self.describe(),
+                    "0 retries left: the PIN is now blocked".into(),
+                )),
+            Err(yubikey::Error::WrongPin { tries }) => Err(pin.wrong(
+                self.describe(),
+                format!(
                     "{tries} PIN {} left",
                     if tries == 1 { "retry" } else { "retries" }
                 ),
-            }),
+            )),
             Err(e) => Err(self.fail("verifying the PIN")(e)),
         }
     }
@@ -847,6 +1042,15 @@ impl Device {
         }
         let state = self.pin_state()?;
         self.check_retries(state, "PIN", pins)?;
+        if state
+            .total
+            .map_or(state.remaining < 3, |total| state.remaining < total)
+        {
+            pins.prompter.notifier().notice(&Notice::PinRetriesLow {
+                token: self.describe(),
+                remaining: Some(state.remaining),
+            });
+        }
         let pin = pins.pin_for(&self.describe(), pin_source)?;
         self.verify_once(&pin)?;
         *self.pin.borrow_mut() = Some(pin);
@@ -1004,24 +1208,16 @@ impl Device {
         pin_policy: PivPinPolicy,
         touch_policy: PivTouchPolicy,
         force: bool,
-        prompter: &dyn Prompter,
+        notifier: &dyn Notifier,
     ) -> Result<SlotInfo> {
-        if let Some(existing) = self.slot(slot)?
-            && !force
-        {
-            return Err(Error::SlotInUse {
-                slot: slot.to_string(),
-                device: self.describe(),
-                detail: format!("{} `{}`", existing.algorithm, existing.display_label()),
-            });
-        }
+        self.check_slot_free(slot, force)?;
         if !self.mgm_authenticated.get() {
             return Err(Error::ManagementKey {
                 device: self.describe(),
                 reason: "not authenticated".into(),
             });
         }
-        let id = slot_id(slot);
+        let id = slot_id(slot)?;
         let spki = piv::generate(
             &mut self.yk.borrow_mut(),
             id,
@@ -1038,7 +1234,7 @@ impl Device {
             what: format!("new key in slot {slot} of {}", self.describe()),
             reason: e.to_string(),
         })?;
-        self.self_sign(slot, label, spki, &public_key, touch_policy, prompter)?;
+        self.self_sign(slot, label, spki, &public_key, touch_policy, notifier)?;
         self.slot(slot)?.ok_or_else(|| Error::Piv {
             device: self.describe(),
             operation: format!("reading slot {slot} back"),
@@ -1053,7 +1249,7 @@ impl Device {
         spki: x509_cert::spki::SubjectPublicKeyInfoOwned,
         public_key: &VerifyingKey,
         touch_policy: PivTouchPolicy,
-        prompter: &dyn Prompter,
+        notifier: &dyn Notifier,
     ) -> Result<()> {
         let what = format!("certificate for slot {slot} of {}", self.describe());
         let err = |reason: String| Error::Key {
@@ -1064,20 +1260,25 @@ impl Device {
             Name::from_str(&format!("CN={}", dn_escape(label))).map_err(|e| err(e.to_string()))?;
         let mut serial = [0u8; 16];
         getrandom::fill(&mut serial).map_err(|e| err(e.to_string()))?;
-        serial[0] = (serial[0] & 0x7f) | 0x40;
+        if let Some(first) = serial.first_mut() {
+            // A positive serial with no leading zero byte.
+            *first = (*first & 0x7f) | 0x40;
+        }
         let now = SystemTime::now();
+        let not_after = now
+            .checked_add(Duration::from_secs(20 * 365 * 86400))
+            .ok_or_else(|| err("the clock is too far in the future".into()))?;
         let validity = Validity::new(
             Time::try_from(now).map_err(|e| err(e.to_string()))?,
-            Time::try_from(now + Duration::from_secs(20 * 365 * 86400))
-                .map_err(|e| err(e.to_string()))?,
+            Time::try_from(not_after).map_err(|e| err(e.to_string()))?,
         );
         self.reverify()?;
-        if touch_policy.needs_touch() {
-            prompter.notice(&touch_message(self.serial));
+        if let Some(notice) = touch_policy.notice(self.serial) {
+            notifier.notice(&notice);
         }
         let cert = yubikey::Certificate::generate_self_signed::<_, p256::NistP256>(
             &mut self.yk.borrow_mut(),
-            slot_id(slot),
+            slot_id(slot)?,
             SerialNumber::new(&serial).map_err(|e| err(e.to_string()))?,
             validity,
             subject,
@@ -1102,7 +1303,7 @@ impl Device {
 
     /// The slot's attestation certificate (INS F9) and the device certificate (slot f9), DER.
     pub fn attest(&self, slot: PivSlot) -> Result<(Vec<u8>, Vec<u8>)> {
-        let attestation = piv::attest(&mut self.yk.borrow_mut(), slot_id(slot)).map_err(|e| {
+        let attestation = piv::attest(&mut self.yk.borrow_mut(), slot_id(slot)?).map_err(|e| {
             Error::Attestation {
                 what: self.slot_uri(slot).to_string(),
                 reason: format!(
@@ -1251,6 +1452,7 @@ pub struct PivSigner {
     pin_policy: Option<PivPinPolicy>,
     touch_policy: Option<PivTouchPolicy>,
     uri: String,
+    notifier: std::rc::Rc<dyn Notifier>,
 }
 
 impl std::fmt::Debug for PivSigner {
@@ -1260,8 +1462,13 @@ impl std::fmt::Debug for PivSigner {
 }
 
 impl PivSigner {
-    /// A signer for the key `info` describes on `device`.
-    pub fn new(device: Rc<Device>, info: &SlotInfo) -> Result<PivSigner> {
+    /// A signer for the key `info` describes on `device`; touch notices go to `notifier`,
+    /// just before each signature that waits for one.
+    pub fn new(
+        device: Rc<Device>,
+        info: &SlotInfo,
+        notifier: Rc<dyn Notifier>,
+    ) -> Result<PivSigner> {
         let public_key = info.public_key.ok_or_else(|| Error::Key {
             what: info.uri.clone(),
             reason: format!(
@@ -1276,6 +1483,7 @@ impl PivSigner {
             touch_policy: info.touch_policy,
             uri: info.uri.clone(),
             device,
+            notifier,
         })
     }
 
@@ -1299,16 +1507,15 @@ impl Signer for PivSigner {
         if self.pin_policy != Some(PivPinPolicy::Never) {
             self.device.reverify()?;
         }
-        if self.needs_touch()
-            && let Some(hook) = NOTICE_HOOK.get()
-        {
-            hook(&touch_message(self.device.serial));
+        let slot = slot_id(self.slot)?;
+        if let Some(notice) = self.touch_policy.and_then(|t| t.notice(self.device.serial)) {
+            self.notifier.notice(&notice);
         }
         let der = piv::sign_data(
             &mut self.device.yk.borrow_mut(),
             digest,
             AlgorithmId::EccP256,
-            slot_id(self.slot),
+            slot,
         )
         .map_err(|e| match e {
             yubikey::Error::AuthenticationError => Error::Piv {

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::keyuri::Pkcs11Uri;
+use crate::notice::Notice;
 use crate::secret::{Pin, PinSources};
 use crate::signer::Signer;
 
@@ -53,9 +54,53 @@ pub fn module_path(explicit: Option<&Path>) -> Result<PathBuf> {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .ok_or_else(|| Error::Module {
-            path: PathBuf::from(SOFTHSM_MODULE_PATHS[0]),
+            path: PathBuf::from(SOFTHSM_MODULE_PATHS.first().copied().unwrap_or_default()),
             reason: "no module-path given, ROOTKEEPER_PKCS11_MODULE is unset and SoftHSM is not installed".into(),
         })
+}
+
+/// The environment variable SoftHSM reads its configuration file name from.
+pub const SOFTHSM_CONF_ENV: &str = "SOFTHSM2_CONF";
+/// Where SoftHSM looks for its configuration when SOFTHSM2_CONF is unset (Debian's build).
+const SOFTHSM_DEFAULT_CONF: &str = "/etc/softhsm/softhsm2.conf";
+
+/// True when `path` names a SoftHSM module.
+pub fn is_softhsm(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("softhsm"))
+}
+
+/// SoftHSM's configuration file as its module will look for it, and whether it exists.
+fn softhsm_config() -> String {
+    match std::env::var_os(SOFTHSM_CONF_ENV) {
+        Some(conf) => {
+            let path = Path::new(&conf);
+            if path.is_file() {
+                format!("{SOFTHSM_CONF_ENV}={}", path.display())
+            } else {
+                format!(
+                    "{SOFTHSM_CONF_ENV}={}, which does not exist",
+                    path.display()
+                )
+            }
+        }
+        None if Path::new(SOFTHSM_DEFAULT_CONF).is_file() => {
+            format!("{SOFTHSM_CONF_ENV} is unset, so SoftHSM reads {SOFTHSM_DEFAULT_CONF}")
+        }
+        None => format!("{SOFTHSM_CONF_ENV} is unset and {SOFTHSM_DEFAULT_CONF} does not exist"),
+    }
+}
+
+/// The PKCS#11 name of a return value, e.g. `CKR_GENERAL_ERROR` (never the spec's prose).
+pub fn ckr_name(rv: RvError) -> String {
+    let mut name = String::from("CKR");
+    for c in format!("{rv:?}").chars() {
+        if c.is_ascii_uppercase() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
 }
 
 fn ck<'a>(function: &'static str, target: &'a str) -> impl FnOnce(CkError) -> Error + 'a {
@@ -63,7 +108,7 @@ fn ck<'a>(function: &'static str, target: &'a str) -> impl FnOnce(CkError) -> Er
         CkError::Pkcs11(rv, _) => Error::Pkcs11 {
             function: function.into(),
             target: target.into(),
-            rv: format!("{rv:?}"),
+            rv: ckr_name(rv),
         },
         other => Error::Pkcs11 {
             function: function.into(),
@@ -128,24 +173,39 @@ pub struct TokenInfo {
     pub pin_state: PinState,
     /// The module that serves it.
     pub module_path: PathBuf,
+    /// The module's slot ID (unstable across loads for some modules, e.g. SoftHSM).
+    pub slot_id: u64,
+    /// True when another token of the module has the same label and serial (e.g. two PIV
+    /// cards through OpenSC): its URI then names the slot too.
+    pub shares_identity: bool,
     #[serde(skip)]
     slot: Slot,
 }
 
 impl TokenInfo {
-    /// A URI that names exactly this token.
+    /// A URI that names exactly this token (with `slot-id` when another token of the module
+    /// has the same label and serial).
     pub fn uri(&self) -> Pkcs11Uri {
         Pkcs11Uri {
             token: Some(self.label.clone()),
             serial: Some(self.serial.clone()),
+            slot_id: self.shares_identity.then_some(self.slot_id),
             module_path: Some(self.module_path.clone()),
             ..Pkcs11Uri::default()
         }
     }
 
-    /// "token `root-a` (serial 1a2b)", for messages.
+    /// "token `root-a` (serial 1a2b)", for messages; with the slot when another token has
+    /// the same label and serial.
     pub fn describe(&self) -> String {
-        format!("token `{}` (serial {})", self.label, self.serial)
+        if self.shares_identity {
+            format!(
+                "token `{}` (serial {}, slot {})",
+                self.label, self.serial, self.slot_id
+            )
+        } else {
+            format!("token `{}` (serial {})", self.label, self.serial)
+        }
     }
 
     fn matches(&self, uri: &Pkcs11Uri) -> bool {
@@ -182,8 +242,10 @@ impl KeyObject {
 
 fn parse_ec_point(raw: &[u8]) -> Option<VerifyingKey> {
     // DER OCTET STRING (SoftHSM: 04 41 04‖X‖Y) or the bare uncompressed point.
-    if raw.len() == 67 && raw[0] == 0x04 && raw[1] == 0x41 {
-        return VerifyingKey::from_sec1_bytes(&raw[2..]).ok();
+    if let [0x04, 0x41, point @ ..] = raw
+        && point.len() == 65
+    {
+        return VerifyingKey::from_sec1_bytes(point).ok();
     }
     VerifyingKey::from_sec1_bytes(raw).ok()
 }
@@ -200,7 +262,18 @@ impl Module {
         }
         let ctx = Pkcs11::new(path).map_err(|e| module_error(e.to_string()))?;
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(|e| module_error(e.to_string()))?;
+            .map_err(|e| {
+                let softhsm = is_softhsm(path);
+                Error::ModuleInit {
+                    path: path.to_owned(),
+                    reason: match e {
+                        CkError::Pkcs11(rv, _) => format!("C_Initialize returned {}", ckr_name(rv)),
+                        other => format!("C_Initialize failed: {other}"),
+                    },
+                    config: softhsm.then(softhsm_config),
+                    softhsm,
+                }
+            })?;
         Ok(Module {
             ctx,
             path: path.to_owned(),
@@ -235,6 +308,8 @@ impl Module {
             model: info.model().trim_end().to_owned(),
             pin_state,
             module_path: self.path.clone(),
+            slot_id: slot.id(),
+            shares_identity: false,
             slot,
         })
     }
@@ -245,7 +320,22 @@ impl Module {
             .ctx
             .get_slots_with_initialized_token()
             .map_err(ck("C_GetSlotList", "the module"))?;
-        slots.into_iter().map(|s| self.token_info(s)).collect()
+        let mut tokens = slots
+            .into_iter()
+            .map(|s| self.token_info(s))
+            .collect::<Result<Vec<_>>>()?;
+        let identities: Vec<(String, String)> = tokens
+            .iter()
+            .map(|t| (t.label.clone(), t.serial.clone()))
+            .collect();
+        for token in &mut tokens {
+            let same = identities
+                .iter()
+                .filter(|(label, serial)| *label == token.label && *serial == token.serial)
+                .count();
+            token.shares_identity = same > 1;
+        }
+        Ok(tokens)
     }
 
     /// The one token that `uri` names; the error lists the tokens present.
@@ -351,7 +441,8 @@ impl Module {
         pins: &PinSources<'_>,
         pin_source: Option<&Path>,
     ) -> Result<TokenSession> {
-        let fresh = self.token_info(token.slot)?;
+        let mut fresh = self.token_info(token.slot)?;
+        fresh.shares_identity = token.shares_identity;
         match fresh.pin_state {
             PinState::Locked => {
                 return Err(Error::PinLocked {
@@ -369,7 +460,13 @@ impl Module {
                     fresh.describe()
                 )));
             }
-            _ => {}
+            PinState::CountLow | PinState::FinalTry => {
+                pins.prompter.notifier().notice(&Notice::PinRetriesLow {
+                    token: fresh.describe(),
+                    remaining: (fresh.pin_state == PinState::FinalTry).then_some(1),
+                });
+            }
+            PinState::Ok => {}
         }
         let pin = pins.pin_for(&fresh.describe(), pin_source)?;
         let session = self
@@ -381,10 +478,7 @@ impl Module {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
                 let after = self.token_info(token.slot)?;
-                return Err(Error::WrongPin {
-                    token: fresh.describe(),
-                    state: after.pin_state.to_string(),
-                });
+                return Err(pin.wrong(fresh.describe(), after.pin_state.to_string()));
             }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
                 return Err(Error::PinLocked {
@@ -549,10 +643,26 @@ impl TokenSession {
             Attribute::KeyType(KeyType::EC),
         ];
         template.extend_from_slice(&filter);
-        let privates = self
+        let mut privates = self
             .session
             .find_objects(&template)
             .map_err(ck("C_FindObjects", &self.token.label))?;
+        if privates.is_empty() && uri.object.is_some() {
+            // `token list` names a key by its public object, whose label may differ from the
+            // private key's (OpenSC: "PIV AUTH pubkey" and "PIV AUTH key"): the private key
+            // with the public object's CKA_ID is the same key.
+            for public in find_public_keys(&self.session, &self.token.label, &filter)? {
+                privates.extend(
+                    self.session
+                        .find_objects(&[
+                            Attribute::Class(ObjectClass::PRIVATE_KEY),
+                            Attribute::KeyType(KeyType::EC),
+                            Attribute::Id(public.id.clone()),
+                        ])
+                        .map_err(ck("C_FindObjects", &self.token.label))?,
+                );
+            }
+        }
         let private = match privates.as_slice() {
             [one] => *one,
             [] => return Err(not_found()),

@@ -42,7 +42,9 @@ struct PluginCallbacks(SharedPrompter);
 
 impl age::Callbacks for PluginCallbacks {
     fn display_message(&self, message: &str) {
-        self.0.notice(message);
+        self.0.notifier().notice(&crate::notice::Notice::Plugin {
+            message: message.to_owned(),
+        });
     }
     fn confirm(&self, _message: &str, _yes: &str, _no: Option<&str>) -> Option<bool> {
         None

@@ -8,13 +8,13 @@ use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use rootkeeper::attest::{self, TrustRoots};
 use rootkeeper::backend::piv::{self, Firmware, PivPinPolicy, PivTouchPolicy};
-use rootkeeper::backend::pkcs11::{self, Module};
+use rootkeeper::backend::pkcs11::Module;
 use rootkeeper::backend::{KeyDescription, Keyring};
 use rootkeeper::keyuri::{KeyUri, YubiKeyUri};
 use rootkeeper::tuf::model::UtcTime;
-use rootkeeper::tuf::notary;
 use serde_json::json;
 
+use super::token::Present;
 use super::{Ctx, Output, json};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -225,21 +225,12 @@ fn generate_yubikey(
     let pins = ctx.pins();
     let mut keyring = Keyring::new(&pins);
     let device = keyring.yubikey(uri)?;
-    // Refuse a filled slot before asking for any secret.
-    if let Some(existing) = device.slot(slot)? {
-        if !options.force {
-            return Err(rootkeeper::Error::SlotInUse {
-                slot: slot.to_string(),
-                device: device.describe(),
-                detail: format!("{} `{}`", existing.algorithm, existing.display_label()),
-            }
-            .into());
-        }
+    // Refuse a slot that holds (or, on firmware without metadata, may hold) a key before
+    // asking for any secret; with --force, confirm what will be destroyed.
+    if let Some(existing) = device.check_slot_free(slot, options.force)? {
         ctx.prompter.confirm(&format!(
-            "Destroy the key in slot {slot} of {} ({} `{}`)?",
+            "Destroy {existing} in slot {slot} of {}?",
             device.describe(),
-            existing.algorithm,
-            existing.display_label()
         ))?;
     }
     // The management key first: a card that still has the factory one is refused before
@@ -253,7 +244,7 @@ fn generate_yubikey(
             pin_policy,
             touch_policy,
             options.force,
-            &ctx.prompter,
+            &*ctx.prompter.notifier,
         )
         .with_context(|| {
             format!(
@@ -311,7 +302,7 @@ fn attest_key(ctx: &Ctx, key: &KeyUri, roots_file: Option<PathBuf>) -> anyhow::R
                 .map_err(|_| super::usage(format!("{} is not PEM text", path.display())))?;
             TrustRoots::from_pem(&pem, &format!("the roots in {}", path.display()))?
         }
-        None => TrustRoots::yubico(),
+        None => TrustRoots::yubico()?,
     };
     let dir = ctx.trust_dir()?;
     let pins = ctx.pins();
@@ -373,7 +364,7 @@ fn attest_key(ctx: &Ctx, key: &KeyUri, roots_file: Option<PathBuf>) -> anyhow::R
             device.firmware()
         )));
     }
-    let key_id = notary::key_id(&notary::ecdsa_key(&public)?);
+    let key_id = piv::key_id(&public)?;
     let inventory = dir.inventory()?;
     let in_inventory = inventory.by_key_id(key_id.as_str()).is_some();
     let path = dir
@@ -423,35 +414,29 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
     let mut present = BTreeSet::new();
     let mut on_tokens = Vec::new();
     let mut text = String::new();
-    let module = pkcs11::module_path(module.as_deref()).and_then(|p| Module::load(&p));
-    match &module {
-        Ok(module) => {
-            for token in module.tokens()? {
-                for key in module.public_keys(&token)? {
-                    let key_id = notary::key_id(&notary::ecdsa_key(&key.public_key)?);
-                    present.insert(key_id.clone());
-                    on_tokens.push((key_id, key.uri(&token).to_string()));
-                }
-            }
-        }
-        Err(e) => ctx.note(&format!("not looking at tokens: {e}")),
+    let found = Present::look(module);
+    let mut listing = None;
+    if let Some(module) = &found.module
+        && let Err(e) = pkcs11_keys(module, &mut on_tokens)
+    {
+        listing = Some(e);
     }
     // YubiKeys present: their keys, and their firmware for the YSA-2024-03 flag.
     let mut firmware_by_serial = std::collections::BTreeMap::new();
-    match piv::list() {
-        Ok((devices, _)) => {
-            for device in devices {
-                firmware_by_serial.insert(device.serial.to_string(), device.firmware);
-                for slot in &device.slots {
-                    if let Some(key) = &slot.public_key {
-                        let key_id = notary::key_id(&notary::ecdsa_key(key)?);
-                        present.insert(key_id.clone());
-                        on_tokens.push((key_id, slot.uri.clone()));
-                    }
-                }
+    for device in &found.yubikeys {
+        firmware_by_serial.insert(device.serial.to_string(), device.firmware);
+        for slot in &device.slots {
+            if let Some(key_id) = &slot.key_id {
+                on_tokens.push((key_id.clone(), slot.uri.clone()));
             }
         }
-        Err(e) => ctx.note(&format!("not looking at YubiKeys: {e}")),
+    }
+    present.extend(on_tokens.iter().map(|(id, _)| id.clone()));
+    if let Some(e) = &found.module_error {
+        ctx.note(&format!("not looking at PKCS#11 tokens: {e:#}"));
+    }
+    if let Some(e) = &found.pcsc_error {
+        let _ = writeln!(text, "warning: YubiKeys not looked at: {e:#}");
     }
     let mut docs = Vec::new();
     for key in &inventory.keys {
@@ -471,7 +456,7 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
             .exists();
         let _ = writeln!(
             text,
-            "{}  role {}  token `{}` (serial {})  {}{}\n  uri: {}",
+            "key ID {}  role {}  token `{}` (serial {})  {}{}\n  uri: {}",
             key.key_id,
             key.role.as_deref().unwrap_or("-"),
             key.token_label,
@@ -499,13 +484,22 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
         .filter(|(id, _)| !known.contains(id.as_str()))
         .collect();
     for (id, uri) in &others {
-        let _ = writeln!(text, "{id}  not in the inventory\n  uri: {uri}");
+        let _ = writeln!(text, "key ID {id}  not in the inventory\n  uri: {uri}");
     }
     if inventory.keys.is_empty() && others.is_empty() {
         text.push_str("no keys\n");
     }
-    Ok(Output::new(
-        text,
-        json!({"inventory": docs, "not_in_inventory": others.iter().map(|(id, uri)| json!({"key_id": id, "uri": uri})).collect::<Vec<_>>()}),
-    ))
+    let mut doc = json!({"inventory": docs, "not_in_inventory": others.iter().map(|(id, uri)| json!({"key_id": id, "uri": uri})).collect::<Vec<_>>()});
+    found.error_fields(&mut doc);
+    found.finish(Output::new(text, doc), listing)
+}
+
+/// The key ID and URI of every P-256 key on the module's tokens.
+fn pkcs11_keys(module: &Module, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
+    for token in module.tokens()? {
+        for key in module.public_keys(&token)? {
+            out.push((piv::key_id(&key.public_key)?, key.uri(&token).to_string()));
+        }
+    }
+    Ok(())
 }

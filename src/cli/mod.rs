@@ -67,6 +67,7 @@ enum Command {
 }
 
 /// What a command produced: text for people, JSON for scripts.
+#[derive(Debug)]
 pub struct Output {
     text: String,
     json: Value,
@@ -156,33 +157,70 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Usage(message.into()))
 }
 
-/// Tells the operator to touch a YubiKey, on stderr.
-fn touch_notice(message: &str) {
-    eprintln!("{message}");
+/// A command that has output to show and failed all the same (e.g. `token list` with a broken
+/// PKCS#11 module still lists the YubiKeys): the output is printed, then the error; with
+/// `--json` the one document carries both.
+#[derive(Debug)]
+pub struct Partial {
+    output: Output,
+    error: anyhow::Error,
 }
 
-/// Prints an error (and its hint) and picks the exit code.
-pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
-    let hint = err.chain().find_map(|e| {
+impl Partial {
+    fn error(output: Output, error: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(Partial { output, error })
+    }
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Partial {}
+
+/// The hint for an error: the first one found along its chain.
+fn hint_of(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|e| {
         if let Some(e) = e.downcast_ref::<rootkeeper::Error>() {
             e.hint()
         } else {
             e.downcast_ref::<Hinted>().map(|h| h.hint.clone())
         }
-    });
+    })
+}
+
+/// An error as a JSON value: `{"message": ..., "hint": ...}`, for fields of a document.
+fn error_json(err: &anyhow::Error) -> Value {
+    serde_json::json!({"message": format!("{err:#}"), "hint": hint_of(err)})
+}
+
+/// Prints an error (and its hint) and picks the exit code.
+pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
+    let (err, output) = match err.downcast_ref::<Partial>() {
+        Some(partial) => (&partial.error, Some(&partial.output)),
+        None => (err, None),
+    };
+    let hint = hint_of(err);
     let is_usage = err.downcast_ref::<Usage>().is_some()
         || err.chain().any(|e| e.downcast_ref::<Usage>().is_some());
     let message = format!("{err:#}");
+    if let (false, Some(output)) = (json, output) {
+        output.print(false);
+    }
     eprintln!("error: {message}");
     if let Some(hint) = &hint {
         eprintln!("hint: {hint}");
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"error": message, "hint": hint}))
-                .unwrap_or_default()
-        );
+        let mut doc = match output {
+            Some(output) if output.json.is_object() => output.json.clone(),
+            _ => serde_json::json!({}),
+        };
+        doc["error"] = Value::String(message);
+        doc["hint"] = hint.map_or(Value::Null, Value::String);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     ExitCode::from(if is_usage { 2 } else { 1 })
 }
@@ -241,25 +279,22 @@ impl Ctx {
     }
 }
 
-/// Reads `ROOTKEEPER_PIN` into a zeroizing PIN (rootkeeper starts no child processes that
-/// could inherit it).
+/// Reads `ROOTKEEPER_PIN` into a zeroizing PIN, without a trailing CR/LF (as a PIN file's
+/// first line is read). rootkeeper starts no child processes that could inherit it.
 fn take_env_pin() -> Option<Pin> {
-    let pin = std::env::var("ROOTKEEPER_PIN")
-        .ok()
-        .filter(|p| !p.is_empty())?;
-    Some(Pin::new(pin))
+    Pin::from_env_value(std::env::var("ROOTKEEPER_PIN").ok()?)
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Output> {
-    // YubiKey signers outlive the prompter; they announce touches through this hook, on stderr,
-    // before each operation that needs one.
-    rootkeeper::backend::piv::set_touch_notice_hook(touch_notice);
     let ctx = Ctx {
         dir: cli.dir,
         verbose: cli.verbose,
+        // Notices (touch the YubiKey, PIN retries low) go to stderr through the prompter's
+        // notifier, which YubiKey signers keep for the whole command.
         prompter: TerminalPrompter {
             assume_yes: cli.yes,
+            notifier: std::rc::Rc::new(terminal::StderrNotifier),
         },
         pin_file: cli.pin_file,
         last_pin_attempt: cli.last_pin_attempt,

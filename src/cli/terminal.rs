@@ -2,13 +2,64 @@
 //! on stderr. Without a terminal nothing is asked and callers get a clear refusal.
 
 use std::io::IsTerminal;
+use std::rc::Rc;
 
+use rootkeeper::notice::{Notice, Notifier};
 use rootkeeper::secret::{Pin, Prompter};
 
 /// Asks on the terminal when there is one.
 pub struct TerminalPrompter {
     /// `--yes`: confirmations are answered yes.
     pub assume_yes: bool,
+    /// Where the library's notices go: stderr.
+    pub notifier: Rc<StderrNotifier>,
+}
+
+/// Shows notices on stderr, one line each, so that stdout keeps only the command's output
+/// (one JSON document with `--json`).
+#[derive(Debug, Default)]
+pub struct StderrNotifier;
+
+/// The text the operator reads for a notice.
+pub fn notice_text(notice: &Notice) -> String {
+    match notice {
+        Notice::Touch {
+            serial,
+            cached: false,
+        } => format!("touch the YubiKey (serial {serial}) when it blinks"),
+        Notice::Touch {
+            serial,
+            cached: true,
+        } => format!(
+            "touch the YubiKey (serial {serial}) if it blinks (touch policy cached: one touch lasts 15 seconds)"
+        ),
+        Notice::PinRetriesLow {
+            token,
+            remaining: Some(n),
+        } => format!(
+            "warning: {token} has {n} PIN {} left; a wrong PIN now costs one",
+            if *n == 1 { "retry" } else { "retries" }
+        ),
+        Notice::PinRetriesLow {
+            token,
+            remaining: None,
+        } => format!(
+            "warning: {token} reports a wrong PIN since its last good login; be sure of the PIN"
+        ),
+        Notice::Plugin { message } => {
+            format!(
+                "age plugin: {}",
+                rootkeeper::text::escape_untrusted(message)
+            )
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+impl Notifier for StderrNotifier {
+    fn notice(&self, notice: &Notice) {
+        eprintln!("{}", notice_text(notice));
+    }
 }
 
 fn interactive() -> bool {
@@ -28,8 +79,8 @@ impl Prompter for TerminalPrompter {
             .map_err(|e| rootkeeper::Error::Cancelled(format!("no PIN entered: {e}")))
     }
 
-    fn notice(&self, message: &str) {
-        eprintln!("{message}");
+    fn notifier(&self) -> Rc<dyn Notifier> {
+        self.notifier.clone()
     }
 }
 

@@ -11,7 +11,6 @@ use rootkeeper::backend::piv::{self, DeviceInfo};
 use rootkeeper::backend::pkcs11::{self, Module};
 use rootkeeper::keyuri::KeyUri;
 use rootkeeper::secret::Pin;
-use rootkeeper::tuf::notary;
 use serde_json::json;
 
 use super::{Ctx, Hinted, Output};
@@ -97,53 +96,129 @@ fn load(module: Option<PathBuf>) -> anyhow::Result<Module> {
     Ok(Module::load(&path)?)
 }
 
+/// What `token list` and `key list` found of the PKCS#11 module and of PC/SC: the module (if
+/// one is configured and starts) and the failures, which the commands report in their text
+/// and as fields of their JSON document.
+pub(super) struct Present {
+    /// The module, loaded and initialised.
+    pub module: Option<Module>,
+    /// The module that was looked for.
+    pub module_path: Option<PathBuf>,
+    /// Why no module is used: none configured (a note) or a broken one (`module_broken`).
+    pub module_error: Option<anyhow::Error>,
+    /// True when a module is configured but does not load or start: the command fails.
+    pub module_broken: bool,
+    /// The YubiKeys present.
+    pub yubikeys: Vec<DeviceInfo>,
+    /// Virtual readers that were skipped.
+    pub ignored_virtual: Vec<String>,
+    /// Why YubiKeys were not looked at (e.g. no pcscd).
+    pub pcsc_error: Option<anyhow::Error>,
+}
+
+impl Present {
+    /// Looks for the module (`explicit`, else ROOTKEEPER_PKCS11_MODULE, else SoftHSM) and the
+    /// YubiKeys. Without a configured module and without SoftHSM, PKCS#11 is only noted.
+    pub fn look(explicit: Option<PathBuf>) -> Present {
+        let mut present = Present {
+            module: None,
+            module_path: None,
+            module_error: None,
+            module_broken: false,
+            yubikeys: Vec::new(),
+            ignored_virtual: Vec::new(),
+            pcsc_error: None,
+        };
+        match pkcs11::module_path(explicit.as_deref()) {
+            Ok(path) => {
+                match Module::load(&path) {
+                    Ok(module) => present.module = Some(module),
+                    Err(e) => {
+                        present.module_error = Some(e.into());
+                        present.module_broken = true;
+                    }
+                }
+                present.module_path = Some(path);
+            }
+            Err(e) => present.module_error = Some(e.into()),
+        }
+        match piv::list() {
+            Ok((devices, ignored)) => {
+                present.yubikeys = devices;
+                present.ignored_virtual = ignored;
+            }
+            Err(e) => present.pcsc_error = Some(e.into()),
+        }
+        present
+    }
+
+    /// The failures as JSON fields: `module_error` and `pcsc_error`, each null or
+    /// `{"message", "hint"}`.
+    pub fn error_fields(&self, doc: &mut serde_json::Value) {
+        let field = |e: &Option<anyhow::Error>| e.as_ref().map_or(json!(null), super::error_json);
+        doc["module_error"] = field(&self.module_error);
+        doc["pcsc_error"] = field(&self.pcsc_error);
+    }
+
+    /// Fails the command with `output` shown when the module is broken (or listing its
+    /// tokens failed: `listing`).
+    pub fn finish(
+        mut self,
+        output: Output,
+        listing: Option<anyhow::Error>,
+    ) -> anyhow::Result<Output> {
+        if let Some(e) = listing {
+            return Err(super::Partial::error(output, e));
+        }
+        match self.module_error.take() {
+            Some(e) if self.module_broken => Err(super::Partial::error(output, e)),
+            _ => Ok(output),
+        }
+    }
+}
+
 fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
-    let explicit = module.is_some();
+    let present = Present::look(module);
     let mut text = String::new();
     let mut tokens = Vec::new();
-    let mut module_path = None;
-    match load(module) {
-        Ok(module) => {
-            module_path = Some(module.path().to_owned());
-            list_pkcs11(&module, &mut text, &mut tokens)?;
-        }
-        // Without --module, a missing SoftHSM must not hide the YubiKeys.
-        Err(e) if !explicit => {
-            let _ = writeln!(text, "no PKCS#11 module: {e:#}");
-        }
-        Err(e) => return Err(e),
+    let mut listing = None;
+    if let Some(module) = &present.module
+        && let Err(e) = list_pkcs11(module, &mut text, &mut tokens)
+    {
+        listing = Some(e);
+    }
+    if let Some(e) = &present.module_error {
+        let what = if present.module_broken {
+            "PKCS#11 tokens not listed"
+        } else {
+            "no PKCS#11 module"
+        };
+        let _ = writeln!(text, "{what}: {e:#}");
     }
     let mut yubikeys = Vec::new();
-    match piv::list() {
-        Ok((devices, ignored)) => {
-            for device in &devices {
-                yubikey_text(&mut text, device);
-                yubikeys.push(super::json(device));
-            }
-            if devices.is_empty() {
-                text.push_str(
-                    "no YubiKeys
-",
-                );
-            }
-            if !ignored.is_empty() {
-                let _ = writeln!(
-                    text,
-                    "ignored virtual readers (set {}=1 only in tests): {}",
-                    piv::ALLOW_VIRTUAL_ENV,
-                    ignored.join(", ")
-                );
-            }
-        }
-        Err(e) => {
-            ctx.note(&format!("not looking at YubiKeys: {e}"));
-            let _ = writeln!(text, "YubiKeys not listed: {e}");
-        }
+    for device in &present.yubikeys {
+        yubikey_text(&mut text, device);
+        yubikeys.push(super::json(device));
     }
-    Ok(Output::new(
-        text,
-        json!({"module": module_path, "tokens": tokens, "yubikeys": yubikeys}),
-    ))
+    match &present.pcsc_error {
+        Some(e) => {
+            ctx.note(&format!("not looking at YubiKeys: {e:#}"));
+            let _ = writeln!(text, "YubiKeys not listed: {e:#}");
+        }
+        None if present.yubikeys.is_empty() => text.push_str("no YubiKeys\n"),
+        None => {}
+    }
+    if !present.ignored_virtual.is_empty() {
+        let _ = writeln!(
+            text,
+            "ignored virtual readers (set {}=1 only in tests): {}",
+            piv::ALLOW_VIRTUAL_ENV,
+            present.ignored_virtual.join(", ")
+        );
+    }
+    let mut doc = json!({"module": present.module_path, "tokens": tokens, "yubikeys": yubikeys});
+    present.error_fields(&mut doc);
+    present.finish(Output::new(text, doc), listing)
 }
 
 fn list_pkcs11(
@@ -162,7 +237,7 @@ fn list_pkcs11(
         let _ = writeln!(text, "  PIN: {}", token.pin_state);
         let mut key_docs = Vec::new();
         for key in &keys {
-            let key_id = notary::key_id(&notary::ecdsa_key(&key.public_key)?);
+            let key_id = piv::key_id(&key.public_key)?;
             let _ = writeln!(text, "  key `{}`  key ID {key_id}", key.label);
             let _ = writeln!(text, "    uri: {}", key.uri(&token));
             key_docs.push(
@@ -174,7 +249,8 @@ fn list_pkcs11(
         }
         tokens.push(json!({
             "label": token.label, "serial": token.serial, "manufacturer": token.manufacturer,
-            "model": token.model, "pin_state": token.pin_state, "uri": token.uri().to_string(), "keys": key_docs,
+            "model": token.model, "pin_state": token.pin_state, "slot_id": token.slot_id,
+            "uri": token.uri().to_string(), "keys": key_docs,
         }));
     }
     if tokens.is_empty() {
@@ -234,10 +310,9 @@ fn yubikey_text(text: &mut String, d: &DeviceInfo) {
             _ => String::new(),
         };
         let key_id = slot
-            .public_key
+            .key_id
             .as_ref()
-            .and_then(|k| notary::ecdsa_key(k).ok())
-            .map(|k| format!("  key ID {}", notary::key_id(&k)))
+            .map(|id| format!("  key ID {id}"))
             .unwrap_or_default();
         let _ = writeln!(
             text,
@@ -248,7 +323,10 @@ fn yubikey_text(text: &mut String, d: &DeviceInfo) {
         );
         let _ = writeln!(text, "    uri: {}", slot.uri);
     }
-    if d.slots.is_empty() {
+    for slot in &d.unreadable_slots {
+        let _ = writeln!(text, "  slot {}: not readable: {}", slot.slot, slot.error);
+    }
+    if d.slots.is_empty() && d.unreadable_slots.is_empty() {
         text.push_str("  no keys\n");
     }
 }
@@ -262,8 +340,8 @@ fn secret_from(
     if let Some(path) = file {
         return Ok(Pin::from_file(path)?);
     }
-    if let Some(pin) = std::env::var(env).ok().filter(|p| !p.is_empty()) {
-        return Ok(Pin::new(pin));
+    if let Some(pin) = std::env::var(env).ok().and_then(Pin::from_env_value) {
+        return Ok(pin);
     }
     ctx.prompter.new_secret(prompt)?.ok_or_else(|| {
         Hinted::new(

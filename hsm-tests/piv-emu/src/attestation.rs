@@ -113,6 +113,17 @@ impl EmulatorCa {
         std::fs::rename(&tmp, path)
     }
 
+    /// The F9 certificate of the card with `serial` as a PIV data object (`70 cert 71 ..`),
+    /// the bytes the card keeps under object `5FFF01`: tests put another card's there to
+    /// play a device whose attestation does not verify.
+    pub fn device_certificate_object(&self, serial: u32) -> Vec<u8> {
+        let der = self
+            .device_certificate(serial)
+            .to_der()
+            .expect("encodable certificate");
+        crate::card::cert_object(&der)
+    }
+
     /// The F9 attestation key of the card with `serial` (stable for a given seed and serial).
     pub fn device_key(&self, serial: u32) -> SigningKey {
         derive_key(

@@ -97,6 +97,51 @@ pub const MAX_OBJECT: usize = 3063;
 
 const AID_PIV: &[u8] = &[0xA0, 0x00, 0x00, 0x03, 0x08];
 const AID_MGMT: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17];
+/// The YubiKey OTP applet, where YubiKey 4 hosts read the serial (`00 01 10 00`).
+const AID_OTP: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01, 0x01];
+
+/// A status word for faults: "no precise diagnosis", as a card with a failing read gives.
+pub const SW_FAULT: u16 = 0x6F00;
+
+/// A read that the emulated card fails with [`SW_FAULT`], to test how hosts treat read errors
+/// other than "not found" (a real card gives them on a failing chip or contact).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// GET METADATA of this slot fails.
+    Metadata(u8),
+    /// GET DATA of this object fails.
+    GetData(u32),
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    /// `metadata:9c` or `get-data:5fc10a` (hex).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("fault {s:?}: expected metadata:SLOT or get-data:OBJECT (hex)");
+        let (kind, value) = s.split_once(':').ok_or_else(bad)?;
+        let value = u32::from_str_radix(value, 16).map_err(|_| bad())?;
+        match kind {
+            "metadata" => Ok(Fault::Metadata(u8::try_from(value).map_err(|_| bad())?)),
+            "get-data" => Ok(Fault::GetData(value)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Metadata(slot) => write!(f, "metadata:{slot:02x}"),
+            Fault::GetData(object) => write!(f, "get-data:{object:x}"),
+        }
+    }
+}
+
+/// Decides whether the holder touched the card: called with the touch's number (1-based,
+/// counting every touch the card ever needed) when an operation waits for one; `false`
+/// means no touch came in time and the operation fails with `6982`.
+pub type TouchButton = Box<dyn FnMut(u64) -> bool + Send>;
 const DISCOVERY: &[u8] = &[
     0x7E, 0x12, 0x4F, 0x0B, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00, 0x5F,
     0x2F, 0x02, 0x40, 0x00,
@@ -186,6 +231,7 @@ enum Applet {
     None,
     Piv,
     Mgmt,
+    Otp,
 }
 
 #[derive(Debug)]
@@ -257,6 +303,8 @@ pub struct Card {
     challenge: Option<Challenge>,
     chain: Option<Chain>,
     pending: Vec<u8>,
+    faults: Vec<Fault>,
+    button: Option<TouchButton>,
 }
 
 impl std::fmt::Debug for Card {
@@ -290,7 +338,29 @@ impl Card {
             challenge: None,
             chain: None,
             pending: Vec::new(),
+            faults: Vec::new(),
+            button: None,
         }
+    }
+
+    /// Makes the given reads fail with [`SW_FAULT`] from now on.
+    pub fn set_faults(&mut self, faults: Vec<Fault>) {
+        self.faults = faults;
+    }
+
+    /// Replaces the always-granted touch by `button`.
+    pub fn set_touch_button(&mut self, button: TouchButton) {
+        self.button = Some(button);
+    }
+
+    /// Waits for a touch (always granted without a button); counts it when it comes.
+    fn touch(&mut self) -> bool {
+        let n = self.state.touches.saturating_add(1);
+        let touched = self.button.as_mut().is_none_or(|button| button(n));
+        if touched {
+            self.state.touches = n;
+        }
+        touched
     }
 
     /// The persistent state (for saving, or for assertions in tests).
@@ -397,6 +467,12 @@ impl Card {
                 _ => Err(sw::INS_NOT_SUPPORTED),
             };
         }
+        if self.selected == Applet::Otp {
+            return match (ins, p1) {
+                (0x01, 0x10) => Ok(self.state.serial.to_be_bytes().to_vec()),
+                _ => Err(sw::INS_NOT_SUPPORTED),
+            };
+        }
         let (major, minor, patch) = self.state.firmware;
         match ins {
             0xFD => Ok(vec![major, minor, patch]),
@@ -428,6 +504,11 @@ impl Card {
             let mut body = tlv::tlv(0x4F, &[0x00, 0x00, 0x10, 0x00, 0x01, 0x00]);
             body.extend(tlv::tlv(0x79, &tlv::tlv(0x4F, AID_PIV)));
             Ok(tlv::tlv(0x61, &body))
+        } else if aid.starts_with(AID_OTP) {
+            self.selected = Applet::Otp;
+            let (a, b, c) = self.state.firmware;
+            // Version and the sequence/touch-level bytes a YubiKey 4 OTP applet reports.
+            Ok(vec![a, b, c, 0x01, 0x05, 0x00])
         } else if aid.starts_with(AID_MGMT) {
             self.selected = Applet::Mgmt;
             let (a, b, c) = self.state.firmware;
@@ -602,10 +683,7 @@ impl Card {
     }
 
     fn authenticated_mgm(&mut self) {
-        self.mgm_authed = true;
-        if self.state.mgm_touch {
-            self.state.touches += 1;
-        }
+        self.mgm_authed = !self.state.mgm_touch || self.touch();
     }
 
     fn mgm_crypt(&self, block: &[u8], encrypt: bool) -> Result<Vec<u8>, u16> {
@@ -710,7 +788,7 @@ impl Card {
     }
 
     fn sign(&mut self, alg: u8, slot: u8, items: &[(u8, &[u8])]) -> Reply {
-        let key = self.state.keys.get(&slot).ok_or(sw::REF_NOT_FOUND)?;
+        let key = self.state.keys.get(&slot).ok_or(sw::REF_NOT_FOUND)?.clone();
         if key.alg != alg || tlv::find(items, 0x82) != Some(&[]) {
             return Err(sw::WRONG_DATA);
         }
@@ -725,8 +803,8 @@ impl Card {
         if key.pin_policy == PIN_POLICY_ALWAYS {
             self.pin_verified = false;
         }
-        if key.touch_policy != TOUCH_POLICY_NEVER {
-            self.state.touches += 1;
+        if key.touch_policy != TOUCH_POLICY_NEVER && !self.touch() {
+            return Err(sw::SECURITY);
         }
         let mut prehash = [0u8; 32];
         prehash[32 - digest.len()..].copy_from_slice(digest);
@@ -773,7 +851,11 @@ impl Card {
 
     fn get_data(&mut self, p1: u8, p2: u8, data: &[u8]) -> Reply {
         let items = tlv::read_all(data).ok_or(sw::WRONG_DATA)?;
-        match Self::object_id(p1, p2, &items)? {
+        let id = Self::object_id(p1, p2, &items)?;
+        if self.faults.contains(&Fault::GetData(id)) {
+            return Err(SW_FAULT);
+        }
+        match id {
             0x7E => Ok(DISCOVERY.to_vec()),
             OBJ_PRINTED if !self.pin_verified => Err(sw::SECURITY),
             id => self
@@ -788,6 +870,9 @@ impl Card {
     // ---- Yubico extensions ----
 
     fn metadata(&self, slot: u8) -> Reply {
+        if self.faults.contains(&Fault::Metadata(slot)) {
+            return Err(SW_FAULT);
+        }
         let s = &self.state;
         let mut out = Vec::new();
         match slot {

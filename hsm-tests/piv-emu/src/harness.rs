@@ -1,15 +1,12 @@
 //! Fixtures for tests that drive an emulated card through a real pcscd.
 //!
 //! Tests must run inside a private pcscd (see `hsm-tests/piv/pcscd-ns`), which exports
-//! [`ENV_PCSCD`]`=1`; check [`in_private_pcscd`] first and skip otherwise. Run such tests with
+//! [`ENV_PCSCD`]`=1`; mark them `#[ignore]` and fail when [`in_private_pcscd`] is false. Run such tests with
 //! `--test-threads=1`: pcscd resets the card between clients, and concurrent users race.
 //!
 //! ```no_run
 //! use piv_emu::harness::{VirtualCard, in_private_pcscd};
-//! if !in_private_pcscd() {
-//!     eprintln!("skipped: not inside hsm-tests/piv/pcscd-ns");
-//!     return;
-//! }
+//! assert!(in_private_pcscd(), "run inside hsm-tests/piv/pcscd-ns");
 //! let card = VirtualCard::attach(0, 12345678, (5, 4, 3)).unwrap();
 //! // ... yubikey::YubiKey::open_by_serial(12345678.into()) ...
 //! drop(card); // kills the emulator; pcscd sees the card removed
@@ -17,8 +14,9 @@
 
 use std::{
     env, io,
+    io::Write as _,
     net::{Ipv4Addr, SocketAddr},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     thread::{self, JoinHandle},
@@ -28,8 +26,85 @@ use std::{
 use crate::{
     Card, EmulatorCa,
     attestation::DEFAULT_CA_SEED,
+    card::{Fault, TouchButton},
     vpcd::{self, Stopper},
 };
+
+/// How long the card waits for a touch before it gives up (a YubiKey waits about 15 s).
+pub const TOUCH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A touch button pressed through files, for tests that must see *when* the card waits: when
+/// an operation needs touch `N`, the card appends `wait N <unix-nanos>` to `DIR/log` and
+/// waits until `DIR/touch-N` exists (then logs `touched N <unix-nanos>`) or
+/// [`TOUCH_TIMEOUT`] passes (`timeout N <unix-nanos>`, and the operation fails with `6982`).
+#[derive(Clone, Debug)]
+pub struct TouchDir {
+    dir: PathBuf,
+}
+
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+impl TouchDir {
+    /// Uses `dir` (created if missing).
+    pub fn new(dir: &Path) -> io::Result<TouchDir> {
+        std::fs::create_dir_all(dir)?;
+        Ok(TouchDir {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Presses the button for touch `n`.
+    pub fn press(&self, n: u64) -> io::Result<()> {
+        std::fs::write(self.dir.join(format!("touch-{n}")), b"")
+    }
+
+    /// The card's log so far, one event a line (`wait N T`, `touched N T`, `timeout N T`).
+    pub fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn append(&self, line: &str) {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log"));
+        if let Ok(mut file) = file {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+
+    /// The button for [`Card::set_touch_button`].
+    pub fn button(&self) -> TouchButton {
+        let me = self.clone();
+        Box::new(move |n| {
+            me.append(&format!("wait {n} {}", unix_nanos()));
+            let flag = me.dir.join(format!("touch-{n}"));
+            let deadline = Instant::now() + TOUCH_TIMEOUT;
+            while Instant::now() < deadline {
+                if flag.exists() {
+                    me.append(&format!("touched {n} {}", unix_nanos()));
+                    return true;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            me.append(&format!("timeout {n} {}", unix_nanos()));
+            false
+        })
+    }
+}
 
 /// Set to `1` by `pcscd-ns`: a private pcscd with the vpcd driver is running.
 pub const ENV_PCSCD: &str = "PIV_EMU_PCSCD";
@@ -67,6 +142,11 @@ pub struct CardOptions {
     pub ca_seed: Vec<u8>,
     /// `--state FILE` for the binary (ignored in process).
     pub state_file: Option<PathBuf>,
+    /// Reads that fail (`--fault`).
+    pub faults: Vec<Fault>,
+    /// A [`TouchDir`] folder whose files press the touch button (`--touch-dir`); without
+    /// one, every touch is granted at once.
+    pub touch_dir: Option<PathBuf>,
 }
 
 impl CardOptions {
@@ -79,6 +159,8 @@ impl CardOptions {
             firmware,
             ca_seed,
             state_file: None,
+            faults: Vec::new(),
+            touch_dir: None,
         }
     }
 }
@@ -131,6 +213,12 @@ impl VirtualCard {
         if let Some(state) = &options.state_file {
             cmd.arg("--state").arg(state);
         }
+        for fault in &options.faults {
+            cmd.arg("--fault").arg(fault.to_string());
+        }
+        if let Some(dir) = &options.touch_dir {
+            cmd.arg("--touch-dir").arg(dir);
+        }
         let child = cmd.spawn().map_err(|e| {
             io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
         })?;
@@ -140,7 +228,12 @@ impl VirtualCard {
     /// Runs the card on a thread of this process instead (gives access via [`card`](Self::card)).
     pub fn attach_in_process(options: CardOptions) -> io::Result<Self> {
         let ca = EmulatorCa::from_seed(&options.ca_seed);
-        let card = Arc::new(Mutex::new(Card::new(options.serial, options.firmware, &ca)));
+        let mut card = Card::new(options.serial, options.firmware, &ca);
+        card.set_faults(options.faults.clone());
+        if let Some(dir) = &options.touch_dir {
+            card.set_touch_button(TouchDir::new(dir)?.button());
+        }
+        let card = Arc::new(Mutex::new(card));
         let stopper = Arc::new(Stopper::default());
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, vpcd_port(options.reader_index)));
         let (card2, stopper2) = (Arc::clone(&card), Arc::clone(&stopper));

@@ -10,6 +10,8 @@ use std::{
 use piv_emu::{
     Card, CardState, EmulatorCa,
     attestation::DEFAULT_CA_SEED,
+    card::Fault,
+    harness::TouchDir,
     vpcd::{self, Event, Stopper},
 };
 
@@ -26,6 +28,8 @@ Serves one emulated YubiKey 5 PIV card (P-256 only) to pcscd's vpcd driver until
   --ca-out PATH      write the attestation CA certificate (PEM) to PATH
   --ca-dir DIR       write it to DIR/piv-emu-ca.pem
   --state FILE       load card state from FILE (JSON) if it exists; save it after every change
+  --fault SPEC       fail a read with 6F00: metadata:SLOT or get-data:OBJECT (hex); repeatable
+  --touch-dir DIR    wait for DIR/touch-N before touch N (log in DIR/log) instead of granting
   -v, --verbose      log control bytes and APDUs to stderr
   -h, --help         this help
 ";
@@ -37,6 +41,8 @@ struct Args {
     ca_seed: Vec<u8>,
     ca_out: Vec<PathBuf>,
     state: Option<PathBuf>,
+    faults: Vec<Fault>,
+    touch_dir: Option<PathBuf>,
     verbose: bool,
 }
 
@@ -50,6 +56,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         ca_seed: DEFAULT_CA_SEED.to_vec(),
         ca_out: Vec::new(),
         state: None,
+        faults: Vec::new(),
+        touch_dir: None,
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -69,6 +77,8 @@ fn parse_args() -> Result<Option<Args>, String> {
                 .ca_out
                 .push(PathBuf::from(value()?).join("piv-emu-ca.pem")),
             "--state" => args.state = Some(value()?.into()),
+            "--fault" => args.faults.push(value()?.parse()?),
+            "--touch-dir" => args.touch_dir = Some(value()?.into()),
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -128,7 +138,13 @@ fn run(args: Args) -> Result<(), String> {
         ca.write_pem(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let card = Mutex::new(load_card(&args, &ca)?);
+    let mut card = load_card(&args, &ca)?;
+    card.set_faults(args.faults.clone());
+    if let Some(dir) = &args.touch_dir {
+        let dir = TouchDir::new(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        card.set_touch_button(dir.button());
+    }
+    let card = Mutex::new(card);
     let mut saved = String::new();
     let verbose = args.verbose;
     let state_path = args.state.clone();

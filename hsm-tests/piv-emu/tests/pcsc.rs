@@ -1,7 +1,8 @@
 //! End-to-end tests through a real pcscd + vpcd, with the `yubikey` crate and Yubico's tools.
 //!
-//! They run only inside `hsm-tests/piv/pcscd-ns` (which sets `PIV_EMU_PCSCD=1`):
-//! `hsm-tests/piv/pcscd-ns cargo test -p piv-emu -- --test-threads=1`
+//! They are `#[ignore]`d and run only inside `hsm-tests/piv/pcscd-ns` (which sets
+//! `PIV_EMU_PCSCD=1`), where a missing prerequisite fails them:
+//! `hsm-tests/piv/pcscd-ns cargo test -p piv-emu --test pcsc -- --ignored --test-threads=1`
 
 use std::{process::Command, str::FromStr, sync::Mutex, thread, time::Duration};
 
@@ -20,12 +21,12 @@ use yubikey::{
 /// pcscd resets the card between clients; keep one test on the card at a time.
 static SERIAL_LOCK: Mutex<()> = Mutex::new(());
 
-fn skip(name: &str) -> bool {
-    if in_private_pcscd() {
-        return false;
-    }
-    eprintln!("skipping {name}: PIV_EMU_PCSCD != 1 (run under hsm-tests/piv/pcscd-ns)");
-    true
+/// Fails (never skips) outside the private pcscd.
+fn require_pcscd_ns() {
+    assert!(
+        in_private_pcscd(),
+        "needs the private pcscd: hsm-tests/piv/pcscd-ns cargo test -p piv-emu --test pcsc -- --ignored --test-threads=1"
+    );
 }
 
 /// Opens a card by serial, retrying the PC/SC reset race (SCARD_E_PROTO_MISMATCH) a few times.
@@ -68,10 +69,9 @@ fn sign_and_check(yk: &mut YubiKey, key: &VerifyingKey, msg: &[u8]) -> yubikey::
 
 /// The flow rootkeeper needs, on a pre-5.7 card (3DES management key).
 #[test]
+#[ignore = "needs hsm-tests/piv/pcscd-ns (emulated cards behind a private pcscd); hsm-tests/run runs it"]
 fn yubikey_crate_flow_fw_5_4_3_and_yubico_tools() {
-    if skip("yubikey_crate_flow_fw_5_4_3_and_yubico_tools") {
-        return;
-    }
+    require_pcscd_ns();
     let _guard = SERIAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let card = VirtualCard::attach(0, 12345678, (5, 4, 3)).unwrap();
     let mut yk = open(12345678);
@@ -184,10 +184,9 @@ fn yubikey_crate_flow_fw_5_4_3_and_yubico_tools() {
 
 /// Firmware 5.7: AES-192 default management key, PIN policy ALWAYS, changing the key.
 #[test]
+#[ignore = "needs hsm-tests/piv/pcscd-ns (emulated cards behind a private pcscd); hsm-tests/run runs it"]
 fn yubikey_crate_flow_fw_5_7_1() {
-    if skip("yubikey_crate_flow_fw_5_7_1") {
-        return;
-    }
+    require_pcscd_ns();
     let _guard = SERIAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let _card = VirtualCard::attach(0, 20000001, (5, 7, 1)).unwrap();
     let mut yk = open(20000001);
@@ -246,10 +245,9 @@ fn yubikey_crate_flow_fw_5_7_1() {
 
 /// Two emulated cards in the two vpcd readers, told apart by serial.
 #[test]
+#[ignore = "needs hsm-tests/piv/pcscd-ns (emulated cards behind a private pcscd); hsm-tests/run runs it"]
 fn two_cards_at_once() {
-    if skip("two_cards_at_once") {
-        return;
-    }
+    require_pcscd_ns();
     let _guard = SERIAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let a = VirtualCard::attach(0, 30000001, (5, 4, 3)).unwrap();
     let b = VirtualCard::attach(1, 30000002, (5, 7, 1)).unwrap();
@@ -276,10 +274,9 @@ fn two_cards_at_once() {
 
 /// The in-process backend exposes the card, e.g. the touch counter.
 #[test]
+#[ignore = "needs hsm-tests/piv/pcscd-ns (emulated cards behind a private pcscd); hsm-tests/run runs it"]
 fn in_process_card_counts_touches() {
-    if skip("in_process_card_counts_touches") {
-        return;
-    }
+    require_pcscd_ns();
     let _guard = SERIAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let card = VirtualCard::attach_in_process(CardOptions::new(0, 40000001, (5, 4, 3))).unwrap();
     let mut yk = open(40000001);
@@ -299,10 +296,9 @@ fn in_process_card_counts_touches() {
 
 /// `--state FILE` keeps keys across emulator restarts (unplug and replug).
 #[test]
+#[ignore = "needs hsm-tests/piv/pcscd-ns (emulated cards behind a private pcscd); hsm-tests/run runs it"]
 fn state_file_survives_restart() {
-    if skip("state_file_survives_restart") {
-        return;
-    }
+    require_pcscd_ns();
     let _guard = SERIAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let path = std::env::temp_dir().join(format!("piv-emu-state-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&path);
