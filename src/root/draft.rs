@@ -178,6 +178,8 @@ pub struct PendingDraft {
     pub targets_signed: Vec<u8>,
     /// The signed snapshot, when there is one.
     pub snapshot: Option<Signed<Snapshot>>,
+    /// Signatures this process made and checked as it made them (not checked again).
+    pub fresh: Vec<crate::tuf::model::Signature>,
 }
 
 impl PendingDraft {
@@ -198,21 +200,23 @@ impl PendingDraft {
 
     /// Who has signed the root.
     pub fn root_signatures(&self) -> SignatureReport {
-        verify::signature_report(
+        verify::signature_report_trusting(
             &self.root,
             &self.root_signed,
             &self.keys,
             &self.root.signed.roles.root,
+            &self.fresh,
         )
     }
 
     /// Who has signed the targets.
     pub fn targets_signatures(&self) -> SignatureReport {
-        verify::signature_report(
+        verify::signature_report_trusting(
             &self.targets,
             &self.targets_signed,
             &self.keys,
             &self.root.signed.roles.targets,
+            &self.fresh,
         )
     }
 }
@@ -312,6 +316,7 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         targets,
         targets_signed,
         snapshot,
+        fresh: Vec::new(),
     })
 }
 

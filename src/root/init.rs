@@ -13,6 +13,7 @@ use crate::tuf::model::{
     self, KeyId, PublicKey, RoleKeys, RoleName, RootRoles, Threshold, UtcTime, Version,
 };
 use crate::tuf::notary::{self, DEFAULT_ROOT_DAYS, DEFAULT_TARGETS_DAYS};
+use crate::tuf::verify;
 use crate::x509;
 
 /// Where the snapshot key of a new root comes from.
@@ -210,6 +211,7 @@ pub fn init(
         .expires
         .min(req.now.plus(model::days(DEFAULT_TARGETS_DAYS)));
     let mut batch = Batch::new();
+    let mut statuses = Vec::with_capacity(repos.len());
     for repo in &repos {
         let gun = repo.gun();
         let mut keys = BTreeMap::new();
@@ -307,11 +309,19 @@ pub fn init(
         batch.write(repo.pending("targets.json"), targets_doc.to_bytes()?);
         batch.write(repo.pending(draft::DRAFT_FILE), record.to_bytes()?);
         batch.remove(repo.pending("snapshot.json"));
+        let keys = verify::key_table("root.json", &root.signed.keys)?;
+        statuses.push(draft::status(&draft::PendingDraft {
+            draft: record,
+            root,
+            root_signed,
+            keys,
+            targets: targets_doc,
+            targets_signed,
+            snapshot: None,
+            fresh: Vec::new(),
+        }));
     }
     dir.stage_inventory(&mut batch, &inventory)?;
     dir.commit(batch)?;
-    repos
-        .iter()
-        .map(|repo| draft::load(repo, &inventory).map(|p| draft::status(&p)))
-        .collect()
+    Ok(statuses)
 }

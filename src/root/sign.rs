@@ -282,7 +282,9 @@ pub fn execute(
                 RoleName::Root => (&pending.root_signed, &mut pending.root.signatures),
                 _ => (&pending.targets_signed, &mut pending.targets.signatures),
             };
-            notary::put_signature(signatures, notary::signature(signer, &s.keyid, message)?);
+            let signature = notary::signature(signer, &s.keyid, message)?;
+            pending.fresh.push(signature.clone());
+            notary::put_signature(signatures, signature);
             signed.push(format!("{} by {}", s.role, s.key_id));
         }
         let root_file = pending.root_file()?;
