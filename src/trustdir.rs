@@ -193,7 +193,10 @@ fn load_journal(root: &Path) -> Result<Option<Journal>> {
             .map(Some)
             .map_err(|e| Error::Metadata {
                 file: path.display().to_string(),
-                reason: format!("an interrupted command left a journal that cannot be read: {e}"),
+                reason: format!(
+                    "an interrupted command left a journal that cannot be read: {}",
+                    escape_untrusted(&e.to_string())
+                ),
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(read_error(&path)(e)),
@@ -944,6 +947,24 @@ mod tests {
         assert_eq!(fs::read(root.join("repos/old.json")).unwrap(), b"new");
         assert!(root.join("repos/gone.json").exists());
         assert!(!root.join(JOURNAL).exists() && !root.join(STAGING).exists());
+    }
+
+    /// Found by tests/parsers.rs: serde names an unknown variant raw, so a journal whose state
+    /// was `"comm\nitted"` put a newline (or any control) into the error.
+    #[test]
+    fn an_unreadable_journal_is_named_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(JOURNAL),
+            r#"{"format":1,"txid":"t","state":"comm\nitted\u001b[2J","writes":[],"removals":[]}"#,
+        )
+        .unwrap();
+        let err = TrustDir::open_read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot be read") && err.contains("comm\\nitted"),
+            "{err}"
+        );
+        assert!(!err.chars().any(char::is_control), "{err:?}");
     }
 
     #[test]
