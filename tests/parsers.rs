@@ -17,6 +17,7 @@
 //! `tests/parsers.proptest-regressions` and tried first on later runs (commit that file with
 //! the fix).
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -33,12 +34,14 @@ use proptest::test_runner::{
 use serde_json::Value;
 
 use rootkeeper::Error;
+use rootkeeper::backend::memory::MemorySigner;
 use rootkeeper::keyuri::{KeyUri, ObjectType, PivSlot, Pkcs11Uri, YubiKeyUri};
 use rootkeeper::root::draft::{self, Draft, DraftSigner, PendingDoc, ServerKey, SnapshotPlan};
 use rootkeeper::trustdir::{Inventory, InventoryKey, TrustDir};
 use rootkeeper::tuf::model::{
-    Document, GoTime, KeyType, RoleFile, RoleName, Root, Signed, Snapshot, Targets, Timestamp,
-    UtcTime, parse_expiry, parse_key_document,
+    Base64, DelegationRole, Document, FileMeta, GoTime, Hashes, KeyId, KeyType, Length, PublicKey,
+    RoleFile, RoleKeys, RoleName, Root, RootRoles, Signature, Signed, Snapshot, Targets, Threshold,
+    Timestamp, UtcTime, Version, parse_expiry, parse_key_document,
 };
 use rootkeeper::tuf::{notary, verify};
 use rootkeeper::x509;
@@ -487,7 +490,7 @@ fn apply_tree_edit(value: &mut Value, edit: &TreeEdit) {
     let mut paths = Vec::new();
     node_paths(value, &mut Vec::new(), &mut paths);
     let pick = |at: &Index| (!paths.is_empty()).then(|| paths[at.index(paths.len())].clone());
-    let (at, path) = match edit {
+    let at = match edit {
         TreeEdit::Replace(at, _)
         | TreeEdit::Remove(at)
         | TreeEdit::Add(at, _, _)
@@ -495,10 +498,9 @@ fn apply_tree_edit(value: &mut Value, edit: &TreeEdit) {
         | TreeEdit::Duplicate(at)
         | TreeEdit::Swap(at, _)
         | TreeEdit::Transplant(at, _)
-        | TreeEdit::Nudge(at, _, _) => (at, pick(at)),
+        | TreeEdit::Nudge(at, _, _) => at,
     };
-    let _ = at;
-    let Some(path) = path else {
+    let Some(path) = pick(at) else {
         return;
     };
     let (last, parent_path) = path.split_last().unwrap();
@@ -1142,7 +1144,7 @@ fn random_bytes_to_metadata_parsers() {
         vec(any::<u8>(), 0..256)
             .prop_map(|tail| [&b"{\"signed\":{\"_type\":\"Root\","[..], &tail].concat()),
     ];
-    check("random_bytes_to_metadata_parsers", 3000, bytes, |bytes| {
+    check("random_bytes_to_metadata_parsers", 10000, bytes, |bytes| {
         every_metadata_parser("random", &bytes)
     });
 }
@@ -1161,7 +1163,7 @@ fn random_json_to_metadata_parsers() {
             serde_json::json!({ "signed": signed, "signatures": signatures })
         });
     let files = prop_oneof![json(), envelope].prop_map(|v| serde_json::to_vec(&v).unwrap());
-    check("random_json_to_metadata_parsers", 3000, files, |bytes| {
+    check("random_json_to_metadata_parsers", 8000, files, |bytes| {
         every_metadata_parser("random.json", &bytes)
     });
 }
@@ -1171,7 +1173,7 @@ fn mutated_samples_to_metadata_parsers_and_rules() {
     let cases = (0..SAMPLES.len(), mutation());
     check(
         "mutated_samples_to_metadata_parsers_and_rules",
-        4000,
+        12000,
         cases,
         |(i, m)| {
             let (name, original) = SAMPLES[i];
@@ -1369,7 +1371,7 @@ fn time_round_trip(text: &str) -> Result<Option<GoTime>, TestCaseError> {
 fn times_near_gos_form_are_accepted_exactly_when_valid() {
     check(
         "times_near_gos_form_are_accepted_exactly_when_valid",
-        5000,
+        20000,
         near_miss_time(),
         |t| {
             let parsed = time_round_trip(&t.text)?;
@@ -1402,7 +1404,7 @@ fn arbitrary_text_as_a_time() {
             chars.into_iter().collect()
         }),
     ];
-    check("arbitrary_text_as_a_time", 4000, texts, |text| {
+    check("arbitrary_text_as_a_time", 10000, texts, |text| {
         time_round_trip(&text).map(|_| ())
     });
 }
@@ -1461,7 +1463,7 @@ fn expiries_on_the_command_line() {
     ];
     check(
         "expiries_on_the_command_line",
-        5000,
+        10000,
         (texts, any_now()),
         |(text, now)| {
             let Some(t) = accepted(parse_expiry(&text, now))? else {
@@ -1773,7 +1775,7 @@ fn uri_texts() -> impl Strategy<Value = String> {
 fn valid_key_uris_parse_to_what_they_say() {
     check(
         "valid_key_uris_parse_to_what_they_say",
-        2000,
+        5000,
         (pkcs11_uri(), yubikey_uri()),
         |((p11_text, p11), (yk_text, yk))| {
             prop_assert_eq!(
@@ -1794,7 +1796,7 @@ fn valid_key_uris_parse_to_what_they_say() {
 fn arbitrary_and_mutated_key_uris_round_trip() {
     check(
         "arbitrary_and_mutated_key_uris_round_trip",
-        4000,
+        10000,
         uri_texts(),
         |text| uri_round_trip(&text),
     );
@@ -1926,7 +1928,7 @@ fn random_and_mutated_der_certificates() {
             der
         }),
     ];
-    check("random_and_mutated_der_certificates", 3000, ders, |der| {
+    check("random_and_mutated_der_certificates", 6000, ders, |der| {
         cert_and_key(&der)
     });
 }
@@ -2010,7 +2012,7 @@ fn random_and_mutated_pem_bundles() {
         x509::pem_certificates(ROOT_CERT_PEM).unwrap(),
         vec![cert_der()]
     );
-    check("random_and_mutated_pem_bundles", 3000, pem_texts(), |pem| {
+    check("random_and_mutated_pem_bundles", 6000, pem_texts(), |pem| {
         let strict = accepted(x509::pem_certificates(&pem))?;
         let lax = accepted(x509::pem_certificates_in_text(&pem))?;
         if let Some(strict) = &strict {
@@ -2080,7 +2082,7 @@ fn inventory_bytes() -> impl Strategy<Value = Vec<u8>> {
 fn inventories_parse_strictly() {
     check(
         "inventories_parse_strictly",
-        3000,
+        5000,
         inventory_bytes(),
         |bytes| {
             if let Ok(inventory) = serde_json::from_slice::<Inventory>(&bytes) {
@@ -2109,7 +2111,7 @@ fn trust_directories_with_mutated_inventories_and_journals() {
     ];
     check(
         "trust_directories_with_mutated_inventories_and_journals",
-        800,
+        1500,
         (inventory_bytes(), journal, inventory_bytes()),
         |(inventory, journal, staged)| {
             std::fs::write(dir.join("inventory.json"), &inventory).unwrap();
@@ -2275,7 +2277,7 @@ fn drafts_parse_strictly() {
         1 => json().prop_map(|v| serde_json::to_vec(&v).unwrap()),
         5 => mutation().prop_map(move |m| mutate(&original, &m)),
     ];
-    check("drafts_parse_strictly", 3000, drafts, |bytes| {
+    check("drafts_parse_strictly", 5000, drafts, |bytes| {
         if let Ok(draft) = serde_json::from_slice::<Draft>(&bytes) {
             let again = draft.to_bytes().map_err(unexpected)?;
             let reread: Draft = serde_json::from_slice(&again).unwrap();
@@ -2301,7 +2303,7 @@ fn drafts_with_mutated_pending_files() {
     );
     check(
         "drafts_with_mutated_pending_files",
-        1000,
+        2000,
         cases,
         |(which, m, random, use_random)| {
             let mutated = match &m {
@@ -2310,6 +2312,648 @@ fn drafts_with_mutated_pending_files() {
                 None => None,
             };
             load_draft(&dir, which, mutated.as_deref())
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The rules on re-signed repositories: valid k-of-n repositories made with in-memory keys,
+// varied in what must not matter, each with at most one breakage. None passes every rule;
+// one fails with exactly its rule. (Mutated samples rarely get past `signatures`; these reach
+// every rule after it.)
+
+fn signer(seed: u8, name: &str) -> MemorySigner {
+    MemorySigner::from_key(
+        p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap(),
+        name,
+    )
+}
+
+fn at(text: &str) -> std::time::SystemTime {
+    UtcTime::parse(text).unwrap().to_system()
+}
+
+/// The certificate of a root key: valid for the GUN now, for another GUN, expired, not yet
+/// valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cert {
+    Good,
+    OtherGun,
+    Expired,
+    Future,
+}
+
+struct Keys {
+    /// Root keys 0..3, and a fourth certificate key that no root role lists.
+    roots: Vec<MemorySigner>,
+    targets: MemorySigner,
+    snapshot: MemorySigner,
+    timestamp: MemorySigner,
+    delegation: MemorySigner,
+    /// Per root key, the PEM of each `Cert` variant.
+    certs: Vec<BTreeMap<&'static str, String>>,
+}
+
+fn cert_name(c: Cert) -> &'static str {
+    match c {
+        Cert::Good => "good",
+        Cert::OtherGun => "other-gun",
+        Cert::Expired => "expired",
+        Cert::Future => "future",
+    }
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| {
+    let roots: Vec<MemorySigner> = (1..=4).map(|i| signer(i, "root")).collect();
+    let certs = roots
+        .iter()
+        .map(|s| {
+            let mut m = BTreeMap::new();
+            for (c, gun, from, to) in [
+                (
+                    Cert::Good,
+                    GUN,
+                    "2026-01-01T00:00:00Z",
+                    "2036-01-01T00:00:00Z",
+                ),
+                (
+                    Cert::OtherGun,
+                    "example.com/other",
+                    "2026-01-01T00:00:00Z",
+                    "2036-01-01T00:00:00Z",
+                ),
+                (
+                    Cert::Expired,
+                    GUN,
+                    "2020-01-01T00:00:00Z",
+                    "2021-01-01T00:00:00Z",
+                ),
+                (
+                    Cert::Future,
+                    GUN,
+                    "2030-01-01T00:00:00Z",
+                    "2040-01-01T00:00:00Z",
+                ),
+            ] {
+                m.insert(
+                    cert_name(c),
+                    x509::root_certificate(s, gun, at(from), at(to)).unwrap(),
+                );
+            }
+            m
+        })
+        .collect();
+    Keys {
+        roots,
+        targets: signer(11, "targets"),
+        snapshot: signer(12, "snapshot"),
+        timestamp: signer(13, "timestamp"),
+        delegation: signer(14, "delegation"),
+        certs,
+    }
+});
+
+/// The first root (version 1: root key 0 alone), checked, for the rotation rules.
+static FIRST_ROOT: LazyLock<verify::CheckedRoot> = LazyLock::new(|| {
+    let files = build(&KEYS, &RepoPlan::valid_v1());
+    verify::check_root("v1", &files.root, Some(GUN), None, sample_now()).unwrap()
+});
+
+/// One way to break one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breakage {
+    WrongKeyId,
+    DuplicateRoleKey,
+    UnknownRoleKey,
+    ThresholdTooHigh,
+    DuplicateSignature,
+    CorruptSignature,
+    TooFewSignatures,
+    BareRootKey,
+    OtherGunCert,
+    ExpiredCert,
+    FutureCert,
+    RootExpired,
+    RootOutlivesCert,
+    CertInSnapshotRole,
+    SharedKey,
+    WrongVersion,
+    NotSignedByPrevious,
+    TargetsUnsigned,
+    TargetsCorrupt,
+    TargetsExpired,
+    BadDelegationName,
+    DelegationThreshold,
+    BadHashLength,
+    SnapshotUnsigned,
+    SnapshotExpired,
+    SnapshotWrongRoot,
+    SnapshotMissingTargets,
+    TimestampUnsigned,
+    TimestampExpired,
+    TimestampExtraMeta,
+    TimestampWrongHash,
+}
+
+impl Breakage {
+    const ALL: [Breakage; 31] = [
+        Breakage::WrongKeyId,
+        Breakage::DuplicateRoleKey,
+        Breakage::UnknownRoleKey,
+        Breakage::ThresholdTooHigh,
+        Breakage::DuplicateSignature,
+        Breakage::CorruptSignature,
+        Breakage::TooFewSignatures,
+        Breakage::BareRootKey,
+        Breakage::OtherGunCert,
+        Breakage::ExpiredCert,
+        Breakage::FutureCert,
+        Breakage::RootExpired,
+        Breakage::RootOutlivesCert,
+        Breakage::CertInSnapshotRole,
+        Breakage::SharedKey,
+        Breakage::WrongVersion,
+        Breakage::NotSignedByPrevious,
+        Breakage::TargetsUnsigned,
+        Breakage::TargetsCorrupt,
+        Breakage::TargetsExpired,
+        Breakage::BadDelegationName,
+        Breakage::DelegationThreshold,
+        Breakage::BadHashLength,
+        Breakage::SnapshotUnsigned,
+        Breakage::SnapshotExpired,
+        Breakage::SnapshotWrongRoot,
+        Breakage::SnapshotMissingTargets,
+        Breakage::TimestampUnsigned,
+        Breakage::TimestampExpired,
+        Breakage::TimestampExtraMeta,
+        Breakage::TimestampWrongHash,
+    ];
+
+    /// The rule that must report it.
+    fn rule(self) -> &'static str {
+        use Breakage::*;
+        match self {
+            WrongKeyId => "key-ids",
+            DuplicateRoleKey | UnknownRoleKey | ThresholdTooHigh => "structure",
+            DuplicateSignature | CorruptSignature | TargetsCorrupt => "signatures",
+            TooFewSignatures => "root-threshold",
+            BareRootKey => "root-certs",
+            OtherGunCert => "root-cn",
+            ExpiredCert | FutureCert => "root-cert-validity",
+            RootExpired | RootOutlivesCert => "root-expiry",
+            CertInSnapshotRole => "role-key-types",
+            SharedKey => "distinct-role-keys",
+            WrongVersion => "root-version",
+            NotSignedByPrevious => "root-rotation",
+            TargetsUnsigned => "targets-threshold",
+            TargetsExpired => "targets-expiry",
+            BadDelegationName | DelegationThreshold => "delegations",
+            BadHashLength => "target-hashes",
+            SnapshotUnsigned => "snapshot-threshold",
+            SnapshotExpired => "snapshot-expiry",
+            SnapshotWrongRoot | SnapshotMissingTargets => "snapshot-meta",
+            TimestampUnsigned => "timestamp-threshold",
+            TimestampExpired => "timestamp-expiry",
+            TimestampExtraMeta | TimestampWrongHash => "timestamp-meta",
+        }
+    }
+}
+
+/// A repository to make: what may vary, and at most one breakage.
+#[derive(Debug, Clone)]
+struct RepoPlan {
+    /// Root keys 1 to 3, and how many must sign.
+    roots: usize,
+    threshold: usize,
+    /// Root keys beyond the threshold that sign too (bit i: key i).
+    extra_signers: u8,
+    /// The snapshot key signs the root too (not a root key: ignored).
+    outsider_signs: bool,
+    /// Signatures in reverse order.
+    reversed: bool,
+    root_expires: &'static str,
+    /// Checked against the first root as the previous one (this root is then version 2).
+    rotation: bool,
+    targets_version: u64,
+    snapshot_version: u64,
+    timestamp_version: u64,
+    expires: &'static str,
+    delegations: Vec<&'static str>,
+    target_files: BTreeMap<String, (Vec<u8>, bool)>,
+    breakage: Option<Breakage>,
+}
+
+impl RepoPlan {
+    fn valid_v1() -> RepoPlan {
+        RepoPlan {
+            roots: 1,
+            threshold: 1,
+            extra_signers: 0,
+            outsider_signs: false,
+            reversed: false,
+            root_expires: "2030-01-01T00:00:00Z",
+            rotation: false,
+            targets_version: 1,
+            snapshot_version: 1,
+            timestamp_version: 1,
+            expires: "2027-01-01T00:00:00Z",
+            delegations: Vec::new(),
+            target_files: BTreeMap::new(),
+            breakage: None,
+        }
+    }
+}
+
+fn repo_plan() -> impl Strategy<Value = RepoPlan> {
+    let version = || prop_oneof![3 => 1u64..=10, 1 => Just(1u64 << 53)];
+    (
+        (1usize..=3).prop_flat_map(|n| (Just(n), 1..=n)),
+        any::<u8>(),
+        any::<bool>(),
+        any::<bool>(),
+        select(
+            &[
+                "2026-11-29T00:00:00.000000001Z",
+                "2031-06-30T12:00:00Z",
+                "2035-12-31T23:59:59.999999999Z",
+                "2036-01-01T00:00:00Z",
+            ][..],
+        ),
+        any::<bool>(),
+        (version(), version(), version()),
+        select(
+            &[
+                "2026-11-30T00:00:00Z",
+                "2029-11-27T07:39:44.474547808Z",
+                "2116-07-03T17:56:36.027379879-05:00",
+            ][..],
+        ),
+        proptest::sample::subsequence(
+            &["targets/releases", "targets/ci-bot_2", "targets/a-b"][..],
+            0..=3,
+        ),
+        btree_map(
+            "[a-z0-9/._-]{1,20}",
+            (vec(any::<u8>(), 0..40), any::<bool>()),
+            0..3,
+        ),
+        prop_oneof![1 => Just(None), 3 => select(&Breakage::ALL[..]).prop_map(Some)],
+    )
+        .prop_map(
+            |(
+                (roots, threshold),
+                extra_signers,
+                outsider_signs,
+                reversed,
+                root_expires,
+                rotation,
+                (tv, sv, mv),
+                expires,
+                delegations,
+                target_files,
+                breakage,
+            )| RepoPlan {
+                roots,
+                threshold,
+                extra_signers,
+                outsider_signs,
+                reversed,
+                root_expires,
+                rotation,
+                targets_version: tv,
+                snapshot_version: sv,
+                timestamp_version: mv,
+                expires,
+                delegations: delegations.to_vec(),
+                target_files,
+                breakage,
+            },
+        )
+}
+
+struct RepoBytes {
+    root: Vec<u8>,
+    targets: Vec<u8>,
+    snapshot: Vec<u8>,
+    timestamp: Vec<u8>,
+}
+
+fn ecdsa(s: &MemorySigner) -> (KeyId, PublicKey) {
+    use rootkeeper::signer::Signer as _;
+    let key = notary::ecdsa_key(s.public_key()).unwrap();
+    (notary::key_id(&key), key)
+}
+
+fn role(keyids: Vec<KeyId>, threshold: u64) -> RoleKeys {
+    RoleKeys {
+        keyids,
+        threshold: Threshold::new(threshold).unwrap(),
+    }
+}
+
+fn sign_as(signed: &[u8], by: &MemorySigner, keyid: &KeyId) -> Signature {
+    notary::signature(by, keyid, signed).unwrap()
+}
+
+/// `doc`, signed by `by` or unsigned.
+fn signed_by<T: RoleFile>(doc: T, by: Option<(&MemorySigner, &KeyId)>) -> Signed<T> {
+    let mut file = Signed::new(doc);
+    if let Some((key, id)) = by {
+        let bytes = file.signed_bytes().unwrap();
+        file.signatures.push(sign_as(&bytes, key, id));
+    }
+    file
+}
+
+fn corrupt(sigs: &mut [Signature]) {
+    if let Some(s) = sigs.first_mut() {
+        s.sig.0[7] ^= 1;
+    }
+}
+
+fn build(keys: &Keys, plan: &RepoPlan) -> RepoBytes {
+    use Breakage::*;
+    let broken = |b: Breakage| plan.breakage == Some(b);
+    let expiry = |text: &str| GoTime::parse(text).unwrap();
+    let cert_of = |i: usize| match plan.breakage {
+        Some(OtherGunCert) if i == 0 => Cert::OtherGun,
+        Some(ExpiredCert) if i == 0 => Cert::Expired,
+        Some(FutureCert) if i == 0 => Cert::Future,
+        _ => Cert::Good,
+    };
+    // Root keys: 0..n, or 1..=n when the previous root's key 0 must not sign.
+    let first = usize::from(broken(NotSignedByPrevious));
+    let indices: Vec<usize> = (first..first + plan.roots).collect();
+    let mut all_keys = BTreeMap::new();
+    let mut root_ids = Vec::new();
+    for &i in &indices {
+        let key = notary::x509_key(&keys.certs[i][cert_name(cert_of(i))]);
+        let id = notary::key_id(&key);
+        all_keys.insert(id.clone(), key);
+        root_ids.push(id);
+    }
+    let (targets_id, targets_key) = ecdsa(&keys.targets);
+    let (snapshot_id, snapshot_key) = ecdsa(&keys.snapshot);
+    let (timestamp_id, timestamp_key) = ecdsa(&keys.timestamp);
+    all_keys.insert(targets_id.clone(), targets_key.clone());
+    all_keys.insert(snapshot_id.clone(), snapshot_key);
+    all_keys.insert(timestamp_id.clone(), timestamp_key);
+    let mut root_role = root_ids.clone();
+    let mut threshold = plan.threshold as u64;
+    let mut targets_role = vec![targets_id.clone()];
+    let mut snapshot_role = vec![snapshot_id.clone()];
+    match plan.breakage {
+        Some(WrongKeyId) => {
+            let (id, key) = all_keys.pop_first().unwrap();
+            let wrong = KeyId::from_digest(&[0x5a; 32]);
+            for r in [&mut root_role, &mut targets_role, &mut snapshot_role] {
+                r.iter_mut()
+                    .filter(|k| **k == id)
+                    .for_each(|k| *k = wrong.clone());
+            }
+            all_keys.insert(wrong, key);
+        }
+        Some(DuplicateRoleKey) => root_role.push(root_ids[0].clone()),
+        Some(UnknownRoleKey) => root_role.push(KeyId::from_digest(&[0xa5; 32])),
+        Some(ThresholdTooHigh) => threshold = plan.roots as u64 + 1,
+        Some(BareRootKey) => root_role.push(targets_id.clone()),
+        Some(CertInSnapshotRole) => {
+            let key = notary::x509_key(&keys.certs[3]["good"]);
+            let id = notary::key_id(&key);
+            all_keys.insert(id.clone(), key);
+            snapshot_role.push(id);
+        }
+        Some(SharedKey) => targets_role.push(root_ids[0].clone()),
+        _ => {}
+    }
+    let version = match plan.breakage {
+        Some(WrongVersion) => 3,
+        _ if plan.rotation || broken(NotSignedByPrevious) => 2,
+        _ => 1,
+    };
+    let root_expires = match plan.breakage {
+        Some(RootExpired) => "2026-11-28T23:59:59Z",
+        Some(RootOutlivesCert) => "2036-01-01T00:00:01Z",
+        _ => plan.root_expires,
+    };
+    let root = notary::new_root(
+        all_keys,
+        RootRoles {
+            root: role(root_role, threshold),
+            snapshot: role(snapshot_role, 1),
+            targets: role(targets_role, 1),
+            timestamp: role(vec![timestamp_id.clone()], 1),
+        },
+        expiry(root_expires).instant(),
+        Version::new(version).unwrap(),
+    );
+    let mut root = Signed::new(Root {
+        expires: expiry(root_expires),
+        ..root
+    });
+    let signed = root.signed_bytes().unwrap();
+    let signing = if broken(TooFewSignatures) {
+        plan.threshold - 1
+    } else {
+        plan.threshold
+    };
+    for (n, &i) in indices.iter().enumerate() {
+        let extra = !broken(TooFewSignatures) && plan.extra_signers & (1 << n) != 0;
+        if n < signing || extra {
+            root.signatures
+                .push(sign_as(&signed, &keys.roots[i], &root_ids[n]));
+        }
+    }
+    if plan.outsider_signs {
+        root.signatures
+            .push(sign_as(&signed, &keys.snapshot, &snapshot_id));
+    }
+    if broken(DuplicateSignature) {
+        root.signatures
+            .push(sign_as(&signed, &keys.roots[indices[0]], &root_ids[0]));
+    }
+    if broken(CorruptSignature) {
+        corrupt(&mut root.signatures);
+    }
+    if plan.reversed {
+        root.signatures.reverse();
+    }
+    let root_bytes = root.to_bytes().unwrap();
+
+    let expires = |text: &str, b: Breakage| {
+        expiry(if broken(b) {
+            "2026-11-28T00:00:00Z"
+        } else {
+            text
+        })
+    };
+    let (delegation_id, delegation_key) = ecdsa(&keys.delegation);
+    let mut targets =
+        notary::new_targets(UtcTime::now(), Version::new(plan.targets_version).unwrap());
+    targets.expires = expires(plan.expires, TargetsExpired);
+    if !plan.delegations.is_empty() || broken(BadDelegationName) || broken(DelegationThreshold) {
+        targets
+            .delegations
+            .keys
+            .insert(delegation_id.clone(), delegation_key);
+        let mut names = plan.delegations.clone();
+        if broken(BadDelegationName) {
+            names.push("targets/Releases");
+        }
+        if names.is_empty() {
+            names.push("targets/releases");
+        }
+        for name in names {
+            targets.delegations.roles.push(DelegationRole {
+                keyids: vec![delegation_id.clone()],
+                name: name.into(),
+                paths: vec![String::new()],
+                threshold: Threshold::new(if broken(DelegationThreshold) { 2 } else { 1 }).unwrap(),
+            });
+        }
+    }
+    for (name, (content, with_sha512)) in &plan.target_files {
+        let mut meta = notary::file_meta(content);
+        if !with_sha512 {
+            meta.hashes.sha512 = None;
+        }
+        targets.targets.insert(name.clone(), meta);
+    }
+    if broken(BadHashLength) {
+        targets.targets.insert(
+            "short".into(),
+            FileMeta {
+                hashes: Hashes {
+                    sha256: Some(Base64(vec![0; 31])),
+                    sha512: None,
+                },
+                length: Length::of(b""),
+                custom: None,
+            },
+        );
+    }
+    let unless = |b: Breakage, key, id| (!broken(b)).then_some((key, id));
+    let mut targets = signed_by(targets, unless(TargetsUnsigned, &keys.targets, &targets_id));
+    if broken(TargetsCorrupt) {
+        corrupt(&mut targets.signatures);
+    }
+    let targets_bytes = targets.to_bytes().unwrap();
+
+    let covered_root = if broken(SnapshotWrongRoot) {
+        &targets_bytes
+    } else {
+        &root_bytes
+    };
+    let mut snapshot = notary::new_snapshot(
+        covered_root,
+        &targets_bytes,
+        UtcTime::now(),
+        Version::new(plan.snapshot_version).unwrap(),
+    );
+    snapshot.expires = expires(plan.expires, SnapshotExpired);
+    if broken(SnapshotMissingTargets) {
+        snapshot.meta.remove("targets");
+    }
+    let snapshot = signed_by(
+        snapshot,
+        unless(SnapshotUnsigned, &keys.snapshot, &snapshot_id),
+    );
+    let snapshot_bytes = snapshot.to_bytes().unwrap();
+
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "snapshot".to_owned(),
+        notary::file_meta(if broken(TimestampWrongHash) {
+            &root_bytes
+        } else {
+            &snapshot_bytes
+        }),
+    );
+    if broken(TimestampExtraMeta) {
+        meta.insert("root".to_owned(), notary::file_meta(&root_bytes));
+    }
+    let timestamp = signed_by(
+        Timestamp {
+            type_: Default::default(),
+            expires: expires(plan.expires, TimestampExpired),
+            meta,
+            version: Version::new(plan.timestamp_version).unwrap(),
+        },
+        unless(TimestampUnsigned, &keys.timestamp, &timestamp_id),
+    );
+    RepoBytes {
+        root: root_bytes,
+        targets: targets_bytes,
+        snapshot: snapshot_bytes,
+        timestamp: timestamp.to_bytes().unwrap(),
+    }
+}
+
+#[test]
+fn re_signed_repositories_break_exactly_the_rule_they_break() {
+    let keys = &*KEYS;
+    check(
+        "re_signed_repositories_break_exactly_the_rule_they_break",
+        1500,
+        repo_plan(),
+        |plan| {
+            let files = build(keys, &plan);
+            let rotation = plan.rotation
+                || matches!(
+                    plan.breakage,
+                    Some(Breakage::WrongVersion | Breakage::NotSignedByPrevious)
+                );
+            let previous = rotation.then_some(&*FIRST_ROOT);
+            let repo = verify::RepoFiles {
+                root: &files.root,
+                targets: Some(&files.targets),
+                snapshot: Some(&files.snapshot),
+                timestamp: Some(&files.timestamp),
+            };
+            for file in [
+                &files.root,
+                &files.targets,
+                &files.snapshot,
+                &files.timestamp,
+            ] {
+                every_metadata_parser("made.json", file)?;
+            }
+            let result = verify::verify_repo(repo, Some(GUN), previous, sample_now());
+            match (plan.breakage, result) {
+                (None, Ok((root, verified))) => {
+                    prop_assert_eq!(verified.gun, GUN);
+                    prop_assert!(root.signatures.count() >= plan.threshold as u64);
+                    // Without the GUN given, the certificates name it.
+                    let alone =
+                        verify::check_root("root.json", &files.root, None, previous, sample_now());
+                    prop_assert_eq!(alone.map_err(unexpected)?.gun, GUN);
+                }
+                (None, Err(e)) => {
+                    return Err(TestCaseError::fail(format!(
+                        "a valid repository was refused: {}",
+                        error_text(&e)
+                    )));
+                }
+                (Some(b), Ok(_)) => {
+                    return Err(TestCaseError::fail(format!("{b:?} passed every rule")));
+                }
+                (Some(b), Err(e)) => {
+                    clean(&e)?;
+                    match &e {
+                        Error::Rule { rule, .. } => {
+                            prop_assert_eq!(*rule, b.rule(), "{:?}: {}", b, error_text(&e))
+                        }
+                        other => {
+                            return Err(TestCaseError::fail(format!(
+                                "{b:?}: not a rule error: {}",
+                                error_text(other)
+                            )));
+                        }
+                    }
+                }
+            }
+            Ok(())
         },
     );
 }
