@@ -11,7 +11,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A key URI could not be parsed.
-    #[error("bad key URI `{uri}`: {reason}")]
+    #[error(
+        "bad key URI `{}`: {}",
+        crate::text::escape_untrusted(uri),
+        crate::text::escape_untrusted(reason)
+    )]
     KeyUri {
         /// The URI as given (never contains a PIN: `pin-value` is refused before).
         uri: String,
@@ -22,7 +26,7 @@ pub enum Error {
     #[error("refusing a PIN inside the key URI (pin-value)")]
     PinValueInUri,
     /// A file could not be read.
-    #[error("cannot read {path}")]
+    #[error("cannot read {}", crate::text::escape_untrusted(&path.display().to_string()))]
     Read {
         /// The file.
         path: PathBuf,
@@ -30,7 +34,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file could not be written.
-    #[error("cannot write {path}")]
+    #[error("cannot write {}", crate::text::escape_untrusted(&path.display().to_string()))]
     Write {
         /// The file.
         path: PathBuf,

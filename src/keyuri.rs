@@ -148,7 +148,10 @@ fn pct_decode(uri: &str, value: &str) -> Result<Vec<u8>> {
         let (hex, tail) = tail
             .split_first_chunk::<2>()
             .ok_or_else(|| bad(uri, format!("truncated percent escape in `{value}`")))?;
-        let hex = std::str::from_utf8(hex).unwrap_or("??");
+        let hex = std::str::from_utf8(hex)
+            .ok()
+            .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+            .unwrap_or("??");
         let byte = u8::from_str_radix(hex, 16)
             .map_err(|_| bad(uri, format!("bad percent escape `%{hex}`")))?;
         out.push(byte);
@@ -179,7 +182,17 @@ fn pct_encode(value: &[u8], extra: &[u8]) -> String {
 
 fn pin_source_path(uri: &str, value: &str) -> Result<PathBuf> {
     let path = value.strip_prefix("file:").unwrap_or(value);
-    let path = path.strip_prefix("//").unwrap_or(path);
+    // `file:///run/pin` (empty host) is `/run/pin`; `file://host/...` names another machine.
+    let path = match path.strip_prefix("//") {
+        Some(rest) if rest.starts_with('/') => rest,
+        Some(_) => {
+            return Err(bad(
+                uri,
+                "pin-source names a host (file://host/...); give file:/absolute/path",
+            ));
+        }
+        None => path,
+    };
     if !path.starts_with('/') {
         return Err(bad(
             uri,
@@ -187,6 +200,25 @@ fn pin_source_path(uri: &str, value: &str) -> Result<PathBuf> {
         ));
     }
     Ok(PathBuf::from(path))
+}
+
+/// A file path as the `file:` value of a URI query: `file:/run/pin`, or `file:////x` for a
+/// path that itself starts with `//` (so that it parses back to the same path).
+fn file_value(path: &std::path::Path) -> String {
+    let encoded = pct_encode(path.to_string_lossy().as_bytes(), b"/");
+    if encoded.starts_with("//") {
+        format!("file://{encoded}")
+    } else {
+        format!("file:{encoded}")
+    }
+}
+
+/// A decimal number: digits only (no sign, no spaces).
+fn decimal<T: FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// One `name=value` attribute of a URI, still percent-encoded; `in_path` tells the path part
@@ -262,9 +294,8 @@ impl FromStr for Pkcs11Uri {
                 ("serial", true) => uri.serial = Some(pct_decode_str(s, value)?),
                 ("slot-id", true) => {
                     uri.slot_id = Some(
-                        pct_decode_str(s, value)?
-                            .parse()
-                            .map_err(|_| bad(s, "slot-id must be a decimal number"))?,
+                        decimal(&pct_decode_str(s, value)?)
+                            .ok_or_else(|| bad(s, "slot-id must be a decimal number"))?,
                     )
                 }
                 ("object", true) => uri.object = Some(pct_decode_str(s, value)?),
@@ -345,10 +376,7 @@ impl fmt::Display for Pkcs11Uri {
             query.push(format!("module-name={}", pct_encode(n.as_bytes(), b"/")));
         }
         if let Some(p) = &self.pin_source {
-            query.push(format!(
-                "pin-source=file:{}",
-                pct_encode(p.to_string_lossy().as_bytes(), b"/")
-            ));
+            query.push(format!("pin-source={}", file_value(p)));
         }
         write!(f, "pkcs11:{}", path.join(";"))?;
         if !query.is_empty() {
@@ -465,7 +493,7 @@ impl FromStr for YubiKeyUri {
             let value = pct_decode_str(s, value)?;
             match (name, in_path) {
                 ("serial", true) => {
-                    uri.serial = Some(value.parse().map_err(|_| {
+                    uri.serial = Some(decimal(&value).ok_or_else(|| {
                         bad(s, "serial must be the YubiKey's decimal serial number")
                     })?)
                 }
@@ -521,10 +549,7 @@ impl fmt::Display for YubiKeyUri {
             ("management-key-source", &self.management_key_source),
         ] {
             if let Some(p) = value {
-                query.push(format!(
-                    "{name}=file:{}",
-                    pct_encode(p.to_string_lossy().as_bytes(), b"/")
-                ));
+                query.push(format!("{name}={}", file_value(p)));
             }
         }
         write!(f, "yubikey:{}", path.join(";"))?;

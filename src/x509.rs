@@ -282,7 +282,12 @@ fn split_pem(pem: &str, strict: bool) -> Result<Vec<Vec<u8>>> {
             }
             (Some(b), l) => b.push_str(l),
             (None, "") => {}
-            (None, l) if strict => return Err(err(format!("unexpected PEM line `{l}`"))),
+            (None, l) if strict => {
+                return Err(err(format!(
+                    "unexpected PEM line `{}`",
+                    crate::text::escape_untrusted(l)
+                )));
+            }
             (None, _) => {}
         }
     }
@@ -316,5 +321,22 @@ mod tests {
         assert!(pem_certificates_in_text("").unwrap().is_empty());
         let cut = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n";
         assert!(pem_certificates(cut).is_err() && pem_certificates_in_text(cut).is_err());
+    }
+
+    /// Found by tests/parsers.rs: a bundle whose stray line is U+FEFF (or ESC, or a bidi
+    /// control) put that character raw into the error shown to the operator.
+    #[test]
+    fn a_stray_line_is_shown_escaped() {
+        for line in ["\u{feff}", "\u{1b}[2J", "a\u{202e}b"] {
+            let err = pem_certificates(&format!("{line}\n{CERT}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("unexpected PEM line"), "{err}");
+            assert!(
+                !err.chars()
+                    .any(|c| c.is_control() || matches!(c, '\u{feff}' | '\u{202e}')),
+                "{err:?}"
+            );
+        }
     }
 }

@@ -101,13 +101,21 @@ fn relative(root: &Path, path: &Path) -> Result<String> {
     })
 }
 
-fn resolve(root: &Path, text: &str) -> PathBuf {
+/// Where a journal path points. A path inside the trust directory must be relative and may
+/// not climb out of it (`..`). An absolute path (an export folder elsewhere) is honoured only
+/// while this process commits its own batch: a journal found on disk is hostile input (the
+/// trust directory travels between machines), so recovery never writes outside the trust
+/// directory; an interrupted export is written again with `rootkeeper root export`.
+fn resolve(root: &Path, text: &str, recovering: bool) -> Result<Option<PathBuf>> {
+    use std::path::Component;
     let p = Path::new(text);
     if p.is_absolute() {
-        p.to_owned()
-    } else {
-        root.join(p)
+        return Ok((!recovering).then(|| p.to_owned()));
     }
+    if p.as_os_str().is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(corrupt(root, "a path leaves the trust directory"));
+    }
+    Ok(Some(root.join(p)))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
@@ -117,7 +125,10 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 fn corrupt(root: &Path, why: &str) -> Error {
     Error::Metadata {
         file: root.join(JOURNAL).display().to_string(),
-        reason: format!("an interrupted command left a journal that cannot be read: {why}"),
+        reason: format!(
+            "an interrupted command left a journal that cannot be read: {}",
+            crate::text::escape_untrusted(why)
+        ),
     }
 }
 
@@ -187,13 +198,16 @@ fn remove_if_present(path: &Path) -> Result<()> {
 }
 
 /// Applies a journal's steps (again). Every step is idempotent. Returns the folders touched.
-fn apply(root: &Path, loaded: &Loaded) -> Result<BTreeSet<PathBuf>> {
+fn apply(root: &Path, loaded: &Loaded, recovering: bool) -> Result<BTreeSet<PathBuf>> {
     let mut touched = BTreeSet::new();
     let mut payloads = loaded.payloads.iter();
+    let resolve = |text: &str| resolve(root, text, recovering);
     for op in &loaded.ops {
         match op {
             Op::MoveDir { from, to } => {
-                let (from, to) = (resolve(root, from), resolve(root, to));
+                let (Some(from), Some(to)) = (resolve(from)?, resolve(to)?) else {
+                    continue;
+                };
                 if from.is_dir() {
                     if to.exists() {
                         fs::remove_dir_all(&to).map_err(write_error(&to))?;
@@ -204,10 +218,12 @@ fn apply(root: &Path, loaded: &Loaded) -> Result<BTreeSet<PathBuf>> {
                 }
             }
             Op::Write { target, .. } => {
-                let target = resolve(root, target);
                 let bytes = payloads
                     .next()
                     .ok_or_else(|| corrupt(root, "a write has no bytes"))?;
+                let Some(target) = resolve(target)? else {
+                    continue;
+                };
                 let mode = if target.starts_with(root) {
                     0o600
                 } else {
@@ -224,14 +240,18 @@ fn apply(root: &Path, loaded: &Loaded) -> Result<BTreeSet<PathBuf>> {
                 touched.insert(parent_dir(&target).to_owned());
             }
             Op::Link { from, to } => {
-                let (from, to) = (resolve(root, from), resolve(root, to));
+                let (Some(from), Some(to)) = (resolve(from)?, resolve(to)?) else {
+                    continue;
+                };
                 if !to.exists() {
                     fs::hard_link(&from, &to).map_err(write_error(&to))?;
                     touched.insert(parent_dir(&to).to_owned());
                 }
             }
             Op::Remove { target } => {
-                let target = resolve(root, target);
+                let Some(target) = resolve(target)? else {
+                    continue;
+                };
                 remove_if_present(&target)?;
                 touched.insert(parent_dir(&target).to_owned());
             }
@@ -252,7 +272,7 @@ pub(crate) fn recover(root: &Path) -> Result<()> {
     match fs::read(&journal) {
         Ok(bytes) => {
             let loaded = parse(root, &bytes)?;
-            let touched = apply(root, &loaded)?;
+            let touched = apply(root, &loaded, true)?;
             sync_filesystems(touched.iter().map(PathBuf::as_path).chain([root]))?;
             remove_if_present(&journal)?;
         }
@@ -348,7 +368,7 @@ pub(crate) fn commit(root: &Path, batch: Batch) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    let touched = apply(root, &loaded)?;
+    let touched = apply(root, &loaded, false)?;
     sync_filesystems(touched.iter().map(PathBuf::as_path).chain([root]))?;
     remove_if_present(&journal)?;
     sync_dir(root)
@@ -373,5 +393,29 @@ mod tests {
         assert!(parse(root, long).is_err());
         let unknown = b"rootkeeper-journal 1\n{\"ops\":[{\"chmod\":{\"target\":\"a\"}}]}\n";
         assert!(parse(root, unknown).is_err());
+    }
+
+    /// A journal found on disk is hostile: it writes nothing outside the trust directory.
+    #[test]
+    fn recovery_stays_inside_the_trust_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("trust");
+        fs::create_dir_all(&root).unwrap();
+        let outside = tmp.path().join("outside");
+        let escape = format!(
+            "rootkeeper-journal 1\n{{\"ops\":[{{\"write\":{{\"target\":\"{}\",\"len\":1}}}}]}}\nx",
+            outside.display()
+        );
+        fs::write(root.join(JOURNAL), &escape).unwrap();
+        recover(&root).unwrap();
+        assert!(!outside.exists());
+        for climb in ["../outside", "a/../../outside", ""] {
+            let text = format!(
+                "rootkeeper-journal 1\n{{\"ops\":[{{\"write\":{{\"target\":\"{climb}\",\"len\":1}}}}]}}\nx"
+            );
+            fs::write(root.join(JOURNAL), &text).unwrap();
+            assert!(recover(&root).is_err(), "{climb}");
+            assert!(!outside.exists());
+        }
     }
 }

@@ -278,6 +278,8 @@ impl TrustDir {
             let lock_path = path.join(LOCK);
             let lock = OpenOptions::new()
                 .write(true)
+                .create(true)
+                .truncate(false)
                 .open(&lock_path)
                 .map_err(write_error(&lock_path))?;
             match lock.try_lock() {
@@ -631,6 +633,24 @@ mod tests {
         assert_eq!(fs::read(repo.join("export/root.json")).unwrap(), b"v1");
         assert_eq!(fs::read(repo.join("root/1.root.json")).unwrap(), b"v1");
         assert_eq!(fs::read(repo.join("export/note")).unwrap(), b"exported");
+    }
+
+    /// Found by tests/parsers.rs: serde names an unknown variant raw, so a journal whose state
+    /// was `"comm\nitted"` put a newline (or any control) into the error.
+    #[test]
+    fn an_unreadable_journal_is_named_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(".journal"),
+            "rootkeeper-journal 1\n{\"ops\":[{\"comm\\nitted\\u001b[2J\":{}}]}\n",
+        )
+        .unwrap();
+        let err = TrustDir::open_read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot be read") && err.contains("comm\\nitted"),
+            "{err}"
+        );
+        assert!(!err.chars().any(char::is_control), "{err:?}");
     }
 
     #[test]

@@ -164,7 +164,8 @@ impl UtcTime {
         }
     }
 
-    /// This time plus `d`, saturating at the end of year 9999.
+    /// This time plus `d`, saturating at the end of year 9999 (never earlier than `self`,
+    /// which may lie in the last second of 9999).
     pub fn plus(self, d: Duration) -> UtcTime {
         let total = self.nanos.saturating_add(d.subsec_nanos());
         let carry = i64::from(total / NANOS_PER_SEC);
@@ -178,6 +179,7 @@ impl UtcTime {
             nanos: total % NANOS_PER_SEC,
         }
         .clamped()
+        .max(self)
     }
 
     /// This time minus `d`, saturating at the start of year 0.
@@ -206,14 +208,16 @@ impl UtcTime {
     }
 
     /// The same wall-clock time `years` calendar years later (29 February becomes 28 February
-    /// in a year that is not a leap year), saturating at the end of year 9999.
+    /// in a year that is not a leap year), saturating at the end of year 9999 (never earlier
+    /// than `self`).
     pub fn plus_years(self, years: u64) -> UtcTime {
         let ((y, m, d), (hour, minute, second)) = civil_from_secs(self.secs);
+        let saturated = Self::from_secs(MAX_SECS).max(self);
         let Some(year) = i64::try_from(years).ok().and_then(|n| y.checked_add(n)) else {
-            return Self::from_secs(MAX_SECS);
+            return saturated;
         };
         if year > 9999 {
-            return Self::from_secs(MAX_SECS);
+            return saturated;
         }
         let day = d.min(days_in_month(year, m));
         let time = |v: i64| u32::try_from(v).unwrap_or(0);
@@ -566,5 +570,22 @@ mod tests {
             parse_expiry("300000000000y", now).unwrap().to_go_string(),
             "9999-12-31T23:59:59Z"
         );
+    }
+
+    /// Found by tests/parsers.rs: `--expires 1y` (or `1h`) from 9999-12-31T23:59:59.999999999Z
+    /// saturated to 9999-12-31T23:59:59Z, a time before now.
+    #[test]
+    fn saturation_never_goes_back_in_the_last_second() {
+        let now = UtcTime::parse("9999-12-31T23:59:59.999999999Z").unwrap();
+        for text in [
+            "1y",
+            "1h",
+            "1d",
+            "0y",
+            "300000000000y",
+            "18446744073709551615d",
+        ] {
+            assert_eq!(parse_expiry(text, now).unwrap(), now, "{text}");
+        }
     }
 }
