@@ -391,8 +391,6 @@ struct Repo {
     targets: Key,
     snapshot: Key,
     timestamp: Key,
-    /// More keys listed in root.json's `keys`, in no role.
-    extra_keys: Vec<Key>,
     root_version: u64,
     snapshot_version: u64,
 }
@@ -410,7 +408,6 @@ impl Repo {
             targets: Key::ecdsa(),
             snapshot: Key::ecdsa(),
             timestamp,
-            extra_keys: Vec::new(),
             root_version: 1,
             snapshot_version: 1,
         }
@@ -426,7 +423,6 @@ impl Repo {
             .root_keys
             .iter()
             .chain([&self.targets, &self.snapshot, &self.timestamp])
-            .chain(&self.extra_keys)
         {
             keys.insert(k.id.clone(), k.doc.clone());
         }
