@@ -298,16 +298,7 @@ impl SoftHsm {
         let targets = self.key("repo", "targets", "targets");
         let snapshot = self.key("repo", "snapshot", "snapshot");
         let ts = format!("{out}.timestamp.key.json");
-        self.ok(&[
-            "server",
-            "timestamp-key",
-            "--server",
-            &server.url,
-            "--gun",
-            gun,
-            "--out",
-            &ts,
-        ]);
+        self.timestamp_key(Some(server), gun, &ts);
         self.ok(&[
             "root",
             "init",
@@ -328,6 +319,46 @@ impl SoftHsm {
         self.ok(&["root", "export", "--gun", gun, "--out", out]);
         ["root.json", "targets.json", "snapshot.json"]
             .map(|name| std::fs::read(self.path().join(out).join(name)).unwrap())
+    }
+}
+
+impl SoftHsm {
+    /// Writes a timestamp key for `gun` to the file `out` (relative to [`SoftHsm::path`]):
+    /// `server`'s, fetched with `rootkeeper server timestamp-key`, or without a server the
+    /// notary 0.7 sample key (fine for drafts that are never published).
+    pub fn timestamp_key(&self, server: Option<&NotaryServer>, gun: &str, out: &str) {
+        match server {
+            Some(server) => {
+                self.ok(&[
+                    "server",
+                    "timestamp-key",
+                    "--server",
+                    &server.url,
+                    "--gun",
+                    gun,
+                    "--out",
+                    out,
+                ]);
+            }
+            None => {
+                std::fs::copy(
+                    fixture("notary-0.7-samples/timestamp.key.json"),
+                    self.path().join(out),
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    /// The [`SoftHsm::standard_keys`] and a 2-of-3 draft for `gun` (timestamp key as in
+    /// [`SoftHsm::timestamp_key`]), signed by no one yet. Returns the root key URIs.
+    pub fn draft_2_of_3(&self, gun: &str, server: Option<&NotaryServer>) -> Vec<String> {
+        let roots = self.standard_keys();
+        self.timestamp_key(server, gun, "ts.json");
+        let mut init = self.init_2_of_3(&roots, "ts.json");
+        init.extend(["--gun".into(), gun.into()]);
+        self.ok(&strs(&init));
+        roots
     }
 }
 
@@ -400,20 +431,8 @@ impl NotaryServer {
 
     /// Runs the real `notary` client with a fresh trust directory under `client_dir`.
     pub fn notary(&self, client_dir: &Path, args: &[&str]) -> Run {
-        let mut command = Command::new("notary");
-        if self.url.starts_with("https") {
-            command.arg("--tlscacert").arg(self.ca_file());
-        }
-        let output = command
-            .arg("-s")
-            .arg(&self.url)
-            .arg("-d")
-            .arg(client_dir)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run notary (apt-get install notary)");
-        Run::from(output)
+        let ca = self.url.starts_with("https").then(|| self.ca_file());
+        notary_client(&self.url, ca.as_deref(), client_dir, args)
     }
 
     /// Asserts that the real `notary` client, with a fresh trust directory, trusts `gun` (no
@@ -453,6 +472,25 @@ impl NotaryServer {
     }
 }
 
+/// Runs the real `notary` client against the trust server at `url` (trusting the TLS
+/// certificate `ca`, if given) with the trust directory `client_dir`.
+pub fn notary_client(url: &str, ca: Option<&Path>, client_dir: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new("notary");
+    if let Some(ca) = ca {
+        command.arg("--tlscacert").arg(ca);
+    }
+    let output = command
+        .arg("-s")
+        .arg(url)
+        .arg("-d")
+        .arg(client_dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run notary (apt-get install notary)");
+    Run::from(output)
+}
+
 impl Drop for NotaryServer {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.pid.to_string()).status();
@@ -470,25 +508,37 @@ pub struct HttpFixture {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A raw HTTP/1.1 response: `status` (e.g. `"200 OK"`), the extra `headers` and `body`, with
+/// `Content-Length` and `Connection: close`.
+pub fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    let mut response = response.into_bytes();
+    response.extend_from_slice(body);
+    response
+}
+
 impl HttpFixture {
     /// A server that answers every request with `status` (e.g. `"302 Found"`), the extra
     /// `headers` (`("Location", "...")`) and `body`, then closes the connection.
     pub fn answering(status: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpFixture {
-        let mut response = format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            response.push_str(&format!("{name}: {value}\r\n"));
-        }
-        response.push_str("\r\n");
-        let mut response = response.into_bytes();
-        response.extend_from_slice(body);
-        Self::raw(response)
+        Self::raw(http_response(status, headers, body))
     }
 
     /// A server that answers every request with exactly `response`.
     pub fn raw(response: Vec<u8>) -> HttpFixture {
+        Self::routing(move |_| response.clone())
+    }
+
+    /// A server that answers each request with the raw response `route` gives for the
+    /// request's first line (`GET /v2/ HTTP/1.1`); see [`http_response`].
+    pub fn routing(route: impl Fn(&str) -> Vec<u8> + Send + 'static) -> HttpFixture {
         use std::io::{BufRead, BufReader, Read, Write};
         use std::sync::atomic::Ordering;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -521,7 +571,9 @@ impl HttpFixture {
                 }
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
-                seen_in.lock().unwrap().push(first.trim_end().to_owned());
+                let first = first.trim_end().to_owned();
+                let response = route(&first);
+                seen_in.lock().unwrap().push(first);
                 let _ = stream.write_all(&response);
                 let _ = stream.flush();
             }

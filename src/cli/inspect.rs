@@ -202,16 +202,15 @@ pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
                 Err("a delegation is checked against its parent targets.json; `rootkeeper root verify` does that".into())
             }
         }
-        (Document::Snapshot(_), Ok(root)) => {
-            let targets = read_sibling(&args.file, "targets.json");
-            let mut covers: Vec<(&str, &[u8])> = vec![("root", &root.bytes)];
-            if let Some(t) = &targets {
-                covers.push(("targets", t));
+        (Document::Snapshot(_), Ok(root)) => match read_sibling(&args.file, "targets.json") {
+            Some(targets) => {
+                let covers: [(&str, &[u8]); 2] = [("root", &root.bytes), ("targets", &targets)];
+                verify::check_snapshot(&name, &bytes, root, &covers, now)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
-            verify::check_snapshot(&name, &bytes, root, &covers, now)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
+            None => Err("no targets.json beside it to check its hash against".into()),
+        },
         (Document::Timestamp(_), Ok(root)) => match read_sibling(&args.file, "snapshot.json") {
             Some(snapshot) => verify::check_timestamp(&name, &bytes, root, &snapshot, now)
                 .map(|_| ())
@@ -222,10 +221,28 @@ pub fn run(_ctx: &Ctx, args: InspectArgs) -> anyhow::Result<Output> {
     let safe = verdict.is_ok() && !any_invalid;
     match &verdict {
         Ok(()) if safe => {
-            let _ = writeln!(
-                text,
-                "safe to upload: exactly Go's encoding, and every client rule holds"
-            );
+            // Safe for the GUN its root names; and a new root version is safe only if the root
+            // it replaces signed it, which this file alone cannot show.
+            let gun = root_check
+                .as_ref()
+                .map(|r| escape_untrusted(&r.gun))
+                .unwrap_or_default();
+            out["gun"] = json!(gun);
+            match &doc {
+                Document::Root(root) if root.signed.version.get() > 1 => {
+                    let _ = writeln!(
+                        text,
+                        "safe to upload to {gun} as far as this file shows: exactly Go's encoding, and every client rule holds\n\
+                         not checked: root-version and root-rotation, which need the root it replaces (`rootkeeper root verify --trusted PREVIOUS.json {name}`)"
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        text,
+                        "safe to upload to {gun}: exactly Go's encoding, and every client rule holds"
+                    );
+                }
+            }
         }
         Ok(()) => {
             let _ = writeln!(text, "NOT safe to upload: a signature does not verify");

@@ -308,6 +308,23 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         };
     let keys = verify::key_table(&root_path.display().to_string(), &root.signed.keys)?;
     check_accounting(repo, &draft, &root.signed, &keys, inventory)?;
+    check_signed_by_signers(repo, &draft, "root.json", RoleName::Root, &root.signatures)?;
+    check_signed_by_signers(
+        repo,
+        &draft,
+        "targets.json",
+        RoleName::Targets,
+        &targets.signatures,
+    )?;
+    if let Some(snapshot) = &snapshot {
+        check_signed_by_signers(
+            repo,
+            &draft,
+            "snapshot.json",
+            RoleName::Snapshot,
+            &snapshot.signatures,
+        )?;
+    }
     Ok(PendingDraft {
         draft,
         root,
@@ -318,6 +335,32 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         snapshot,
         fresh: Vec::new(),
     })
+}
+
+/// Every signature of a pending document is under the key ID of one of the draft's signers
+/// for that role. A signature by any other key could not have been made by `root sign`; it
+/// would be exported as it is (clients ignore it), so it is refused like any other change.
+fn check_signed_by_signers(
+    repo: &RepoDir<'_>,
+    draft: &Draft,
+    file: &str,
+    role: RoleName,
+    signatures: &[crate::tuf::model::Signature],
+) -> Result<()> {
+    match signatures
+        .iter()
+        .find(|sig| !draft.signers(role).any(|s| s.keyid == sig.keyid))
+    {
+        Some(sig) => Err(mismatch(
+            repo,
+            file,
+            format!(
+                "carries a signature by key {}, which is not a {role} signer of this draft",
+                sig.keyid
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Every key and role of the root is one the draft names, and every signer is in the

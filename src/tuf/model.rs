@@ -748,8 +748,18 @@ fn field_error(
 /// The envelope of a file, before its `signed` part is typed.
 fn envelope<'a>(file: &str, bytes: &'a [u8]) -> Result<RawEnvelope<'a>> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let raw: RawEnvelope<'a> =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(file, "", e))?;
+    let raw: RawEnvelope<'a> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Bytes that are not JSON at all (cut short, garbage) break `parse`, not `fields`.
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            parse_error(
+                file,
+                "parse",
+                format!("not JSON: {}", escape_untrusted(&e.inner().to_string())),
+            )
+        } else {
+            field_error(file, "", e)
+        }
+    })?;
     de.end()
         .map_err(|e| parse_error(file, "parse", format!("not one JSON document: {e}")))?;
     Ok(raw)
@@ -991,6 +1001,15 @@ mod tests {
             let text = targets_file(&format!(r#","{alias}":{{}}"#));
             let err = Signed::<Targets>::parse("t", text.as_bytes()).unwrap_err();
             assert!(err.to_string().contains("rule `fields`"), "{alias}: {err}");
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_json_break_parse() {
+        let text = targets_file("");
+        for bad in [&text[..text.len() - 3], "", "{\"signed\":{,"] {
+            let err = Signed::<Targets>::parse("t", bad.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("rule `parse`"), "{bad}: {err}");
         }
     }
 
