@@ -501,18 +501,27 @@ fn rule_hint(rule: &str) -> &'static str {
         "root-threshold" | "targets-threshold" | "snapshot-threshold" => {
             "collect the missing signatures with `rootkeeper root sign --gun GUN --key URI`; `rootkeeper root status` lists which tokens must still sign"
         }
+        "timestamp-threshold" | "timestamp-expiry" | "timestamp-meta" => {
+            "the trust server's timestamp does not fit this repository; fetch again, and if it persists, the server or the path to it is not to be trusted"
+        }
         "snapshot-meta" => {
             "the snapshot no longer matches root.json or targets.json; sign it again with the snapshot key"
         }
-        "canonical-round-trip" | "signatures" | "parse" => {
-            "the file was changed after signing; take it again from the trust directory or the signer"
+        "fields" | "canonical-round-trip" => {
+            "notary would read these bytes differently from what rootkeeper shows (see docs/formats.md): do not sign or upload the file; take it again from where it was made"
         }
-        "root-expiry" | "targets-expiry" | "snapshot-expiry" | "expiry" => {
+        "signatures" | "parse" | "key-ids" => {
+            "the file was changed or damaged after signing; take it again from the trust directory or the signer"
+        }
+        "root-expiry" | "targets-expiry" | "snapshot-expiry" => {
             "renew the metadata with a later --expires"
         }
         "root-cn" => {
             "every root certificate's CN must be the GUN; the file belongs to another repository"
         }
-        _ => "see docs/formats.md for the rule",
+        "root-version" | "root-rotation" => {
+            "a new root must be the previous version + 1 and be signed by the previous root's threshold of its keys"
+        }
+        _ => "docs/formats.md says what the rule checks and why",
     }
 }
