@@ -294,7 +294,8 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 
 /// Notary's root certificate for `gun`, made by rootkeeper's code with an in-memory key.
 fn cert(sk: &SigningKey, gun: &str, from: i64, to: i64) -> String {
-    let signer = rootkeeper::backend::memory::MemorySigner::from_key(sk.clone(), "test root key").unwrap();
+    let signer =
+        rootkeeper::backend::memory::MemorySigner::from_key(sk.clone(), "test root key").unwrap();
     rootkeeper::x509::root_certificate(&signer, gun, at(from).to_system(), at(to).to_system())
         .unwrap()
 }
