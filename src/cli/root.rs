@@ -323,6 +323,10 @@ pub fn fingerprint_text(text: &mut String, label: &str, fp: &Fingerprint) {
 }
 
 fn role_text(text: &mut String, name: &str, role: &RoleStatus) {
+    if !role.pending {
+        let _ = writeln!(text, "  {name:<9} the current one (this draft does not change it)");
+        return;
+    }
     let _ = writeln!(
         text,
         "  {name:<9} {} of {} signatures (distinct keys)",
@@ -345,8 +349,23 @@ fn role_text(text: &mut String, name: &str, role: &RoleStatus) {
 
 fn status_text(text: &mut String, s: &DraftStatus) {
     role_text(text, "root:", &s.root);
+    if let Some(previous) = &s.previous_root {
+        role_text(text, "previous root keys (the root it replaces must sign it too):", previous);
+    }
     role_text(text, "targets:", &s.targets);
     let _ = writeln!(text, "  snapshot: {}", s.snapshot);
+    if !s.ready && !s.needed.is_empty() {
+        let _ = writeln!(text, "  still needed (the fewest tokens that complete every threshold):");
+        for n in &s.needed {
+            let _ = writeln!(
+                text,
+                "    key ID {}  {}  for {}",
+                n.key_id,
+                n.uri,
+                n.for_.join(", ")
+            );
+        }
+    }
     let _ = writeln!(
         text,
         "  ready to export: {}",

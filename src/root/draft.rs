@@ -1,13 +1,19 @@
-//! The draft model shared by every root operation: `pending/draft.json` records what `root
-//! init` (later: rotate, signer changes) meant the pending documents to say, and every command
-//! that reads a draft checks the documents against it before showing or signing anything.
+//! The draft model shared by every root operation: `pending/draft.json` records what the
+//! command that made the draft (`root init`, `root rotate`, `signer add`…) meant the pending
+//! documents to say, and every command that reads a draft checks the documents against it
+//! before showing or signing anything.
+//!
+//! A draft changes the root, the targets, or both (each [`PendingDoc`] says whether it is to
+//! be signed or is the current one, carried along so the draft is complete); a new root above
+//! version 1 must also be signed by the previous root's threshold of its keys, which the draft
+//! lists as signers `previous: true` under the previous root's key IDs.
 //!
 //! Drafts are unsigned and travel between custodians, so they are read as strictly as files
 //! from a stranger: the documents must parse strictly, their signed bytes must hash to what
 //! draft.json recorded, their keys and roles must be exactly the draft's signers and server
 //! keys, and each signer must be in the inventory with the same public key.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::trustdir::{Inventory, RepoDir, json_bytes};
 use crate::tuf::model::{
-    KeyId, RoleName, Root, Signed, Snapshot, Targets, UtcTime, escape_untrusted,
+    FileMeta, KeyId, RoleName, Root, Signed, Snapshot, Targets, UtcTime, Version,
+    escape_untrusted,
 };
 use crate::tuf::notary;
 use crate::tuf::verify::{self, KeyFacts, SignatureReport};
@@ -32,14 +39,35 @@ pub struct PendingDoc {
     pub version: u64,
     /// Hex SHA-256 of the canonical signed bytes.
     pub signed_sha256: String,
+    /// True when this draft collects signatures for the document; false when it is the
+    /// current (complete) document, carried so the draft's files are a whole repository.
+    #[serde(default = "yes")]
+    pub sign: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl PendingDoc {
-    /// The record of a document's signed bytes.
+    /// The record of a document to sign.
     pub fn of(version: u64, signed: &[u8]) -> PendingDoc {
         PendingDoc {
             version,
             signed_sha256: hex::encode(Sha256::digest(signed)),
+            sign: true,
+        }
+    }
+
+    /// The record of a current document the draft does not change.
+    pub fn current(version: u64, signed: &[u8]) -> PendingDoc {
+        PendingDoc {
+            sign: false,
+            ..PendingDoc::of(version, signed)
         }
     }
 }
@@ -71,6 +99,10 @@ pub struct DraftSigner {
     pub key_id: KeyId,
     /// The key's URI.
     pub uri: String,
+    /// True for a signature the new root needs from a key of the previous root, under the
+    /// previous root's key ID for it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub previous: bool,
 }
 
 /// A key the server holds, named in the draft's root.
@@ -93,12 +125,19 @@ pub struct Draft {
     pub gun: String,
     /// When the draft was made.
     pub created: String,
-    /// The pending root.
+    /// What the draft does, for people (e.g. `a new repository`, `signer ci added`).
+    #[serde(default)]
+    pub purpose: String,
+    /// The root.
     pub root: PendingDoc,
-    /// The pending targets.
+    /// The targets.
     pub targets: PendingDoc,
     /// How the snapshot is signed.
     pub snapshot: SnapshotPlan,
+    /// The delegation files the repository has (from the server, as `server pull` verified
+    /// them), which a new snapshot must list as they are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delegations: BTreeMap<String, FileMeta>,
     /// The keys that sign, by role.
     pub signers: Vec<DraftSigner>,
     /// The keys the server holds.
@@ -121,9 +160,16 @@ pub struct Exported {
 }
 
 impl Draft {
-    /// The draft's signers for a role.
+    /// The draft's signers for a role (for root: under the new root).
     pub fn signers(&self, role: RoleName) -> impl Iterator<Item = &DraftSigner> {
-        self.signers.iter().filter(move |s| s.role == role)
+        self.signers
+            .iter()
+            .filter(move |s| s.role == role && !s.previous)
+    }
+
+    /// The signers the new root needs from the previous root.
+    pub fn previous_signers(&self) -> impl Iterator<Item = &DraftSigner> {
+        self.signers.iter().filter(|s| s.previous)
     }
 
     /// The file bytes.
@@ -161,18 +207,29 @@ pub fn no_draft(repo: &RepoDir<'_>) -> Error {
     }
 }
 
+/// The root a new root version replaces, with its key facts (for the rotation signatures).
+#[derive(Debug, Clone)]
+pub struct PreviousRoot {
+    /// The previous root.
+    pub doc: Signed<Root>,
+    /// Facts of its keys.
+    pub keys: BTreeMap<KeyId, KeyFacts>,
+}
+
 /// A draft read back and checked against its record.
 #[derive(Debug, Clone)]
 pub struct PendingDraft {
     /// The record.
     pub draft: Draft,
-    /// The pending root.
+    /// The root (the new one to sign, or the current one).
     pub root: Signed<Root>,
     /// Its canonical signed bytes.
     pub root_signed: Vec<u8>,
     /// Facts of the root's keys.
-    pub keys: std::collections::BTreeMap<KeyId, KeyFacts>,
-    /// The pending targets.
+    pub keys: BTreeMap<KeyId, KeyFacts>,
+    /// The root it replaces, when the draft signs a new root above version 1.
+    pub previous: Option<PreviousRoot>,
+    /// The targets (new or current).
     pub targets: Signed<Targets>,
     /// Its canonical signed bytes.
     pub targets_signed: Vec<u8>,
@@ -183,9 +240,14 @@ pub struct PendingDraft {
 }
 
 impl PendingDraft {
-    /// The fingerprint of the exact root bytes custodians sign.
+    /// The fingerprint of the exact bytes custodians sign: the new root's signed bytes, or
+    /// the new targets' when the root does not change.
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&self.root_signed)
+        if self.draft.root.sign || !self.draft.targets.sign {
+            Fingerprint::of(&self.root_signed)
+        } else {
+            Fingerprint::of(&self.targets_signed)
+        }
     }
 
     /// The root file bytes as they are now (with the signatures collected so far).
@@ -209,6 +271,20 @@ impl PendingDraft {
         )
     }
 
+    /// Who of the previous root's keys has signed the new root (empty without a previous).
+    pub fn previous_signatures(&self) -> SignatureReport {
+        match &self.previous {
+            Some(previous) => verify::signature_report_trusting(
+                &self.root,
+                &self.root_signed,
+                &previous.keys,
+                &previous.doc.signed.roles.root,
+                &self.fresh,
+            ),
+            None => SignatureReport::default(),
+        }
+    }
+
     /// Who has signed the targets.
     pub fn targets_signatures(&self) -> SignatureReport {
         verify::signature_report_trusting(
@@ -219,6 +295,31 @@ impl PendingDraft {
             &self.fresh,
         )
     }
+}
+
+fn check_digest(
+    repo: &RepoDir<'_>,
+    file: &str,
+    what: &str,
+    version: Version,
+    signed: &[u8],
+    recorded: &PendingDoc,
+) -> Result<()> {
+    if recorded.version == version.get()
+        && recorded.signed_sha256 == hex::encode(Sha256::digest(signed))
+    {
+        return Ok(());
+    }
+    Err(mismatch(
+        repo,
+        file,
+        format!(
+            "is not the {what} this draft was made with: its signed part (version {version}) hashes to {}, draft.json recorded {} (version {})",
+            hex::encode(Sha256::digest(signed)),
+            escape_untrusted(&recorded.signed_sha256),
+            recorded.version
+        ),
+    ))
 }
 
 /// Reads and checks a GUN's draft (see the module documentation).
@@ -259,38 +360,62 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
             ),
         ));
     }
-    let root_path = repo.pending("root.json");
-    let root = Signed::<Root>::parse(&root_path.display().to_string(), &repo.read(&root_path)?)?;
-    let root_signed = root.signed_bytes()?;
-    if PendingDoc::of(root.signed.version.get(), &root_signed) != draft.root {
-        return Err(mismatch(
-            repo,
-            "root.json",
-            format!(
-                "is not the root this draft was made with: its signed part hashes to {}, draft.json recorded {} (version {})",
-                hex::encode(Sha256::digest(&root_signed)),
-                escape_untrusted(&draft.root.signed_sha256),
-                draft.root.version
-            ),
-        ));
+    if !draft.root.sign && !draft.targets.sign {
+        return Err(mismatch(repo, DRAFT_FILE, "changes neither root nor targets"));
     }
+    let root_path = repo.pending("root.json");
+    let root_bytes = repo.read(&root_path)?;
+    let root = Signed::<Root>::parse(&root_path.display().to_string(), &root_bytes)?;
+    let root_signed = root.signed_bytes()?;
+    check_digest(repo, "root.json", "root", root.signed.version, &root_signed, &draft.root)?;
+    let version = root.signed.version;
+    if !draft.root.sign {
+        // The current root, carried as it is: it must be the one the chain holds.
+        let kept = repo.read_optional(&repo.root_version(version))?;
+        if kept.as_deref() != Some(root_bytes.as_slice()) {
+            return Err(mismatch(
+                repo,
+                "root.json",
+                format!(
+                    "is not the root version {version} this trust directory keeps in {}",
+                    repo.root_version(version).display()
+                ),
+            ));
+        }
+    }
+    let previous = if draft.root.sign && version > Version::FIRST {
+        let earlier = Version::new(version.get().saturating_sub(1))?;
+        let path = repo.root_version(earlier);
+        let bytes = repo.read_optional(&path)?.ok_or_else(|| {
+            mismatch(
+                repo,
+                "root.json",
+                format!(
+                    "is root version {version}, but version {earlier}, whose keys must sign it, is not in {}",
+                    path.display()
+                ),
+            )
+        })?;
+        let doc = Signed::<Root>::parse(&path.display().to_string(), &bytes)?;
+        let keys = verify::key_table(&path.display().to_string(), &doc.signed.keys)?;
+        Some(PreviousRoot { doc, keys })
+    } else {
+        None
+    };
     let targets_path = repo.pending("targets.json");
     let targets = Signed::<Targets>::parse(
         &targets_path.display().to_string(),
         &repo.read(&targets_path)?,
     )?;
     let targets_signed = targets.signed_bytes()?;
-    if PendingDoc::of(targets.signed.version.get(), &targets_signed) != draft.targets {
-        return Err(mismatch(
-            repo,
-            "targets.json",
-            format!(
-                "is not the targets this draft was made with: its signed part hashes to {}, draft.json recorded {}",
-                hex::encode(Sha256::digest(&targets_signed)),
-                escape_untrusted(&draft.targets.signed_sha256)
-            ),
-        ));
-    }
+    check_digest(
+        repo,
+        "targets.json",
+        "targets",
+        targets.signed.version,
+        &targets_signed,
+        &draft.targets,
+    )?;
     let snapshot_path = repo.pending("snapshot.json");
     let snapshot =
         match repo.read_optional(&snapshot_path)? {
@@ -307,21 +432,34 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
             None => None,
         };
     let keys = verify::key_table(&root_path.display().to_string(), &root.signed.keys)?;
-    check_accounting(repo, &draft, &root.signed, &keys, inventory)?;
-    check_signed_by_signers(repo, &draft, "root.json", RoleName::Root, &root.signatures)?;
-    check_signed_by_signers(
-        repo,
-        &draft,
-        "targets.json",
-        RoleName::Targets,
-        &targets.signatures,
-    )?;
-    if let Some(snapshot) = &snapshot {
-        check_signed_by_signers(
+    check_accounting(repo, &draft, &root.signed, &keys, previous.as_ref(), inventory)?;
+    let root_signers: Vec<&KeyId> = draft
+        .signers(RoleName::Root)
+        .chain(draft.previous_signers())
+        .map(|s| &s.keyid)
+        .collect();
+    if draft.root.sign {
+        check_signed_by(repo, "root.json", "root", &root_signers, &root.signatures)?;
+    }
+    if draft.targets.sign {
+        let targets_signers: Vec<&KeyId> =
+            draft.signers(RoleName::Targets).map(|s| &s.keyid).collect();
+        check_signed_by(
             repo,
-            &draft,
+            "targets.json",
+            "targets",
+            &targets_signers,
+            &targets.signatures,
+        )?;
+    }
+    if let Some(snapshot) = &snapshot {
+        let snapshot_signers: Vec<&KeyId> =
+            draft.signers(RoleName::Snapshot).map(|s| &s.keyid).collect();
+        check_signed_by(
+            repo,
             "snapshot.json",
-            RoleName::Snapshot,
+            "snapshot",
+            &snapshot_signers,
             &snapshot.signatures,
         )?;
     }
@@ -330,6 +468,7 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         root,
         root_signed,
         keys,
+        previous,
         targets,
         targets_signed,
         snapshot,
@@ -337,20 +476,17 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
     })
 }
 
-/// Every signature of a pending document is under the key ID of one of the draft's signers
-/// for that role. A signature by any other key could not have been made by `root sign`; it
+/// Every signature of a document the draft signs is under the key ID of one of the draft's
+/// signers for it. A signature by any other key could not have been made by `root sign`; it
 /// would be exported as it is (clients ignore it), so it is refused like any other change.
-fn check_signed_by_signers(
+fn check_signed_by(
     repo: &RepoDir<'_>,
-    draft: &Draft,
     file: &str,
-    role: RoleName,
+    role: &str,
+    signers: &[&KeyId],
     signatures: &[crate::tuf::model::Signature],
 ) -> Result<()> {
-    match signatures
-        .iter()
-        .find(|sig| !draft.signers(role).any(|s| s.keyid == sig.keyid))
-    {
+    match signatures.iter().find(|sig| !signers.contains(&&sig.keyid)) {
         Some(sig) => Err(mismatch(
             repo,
             file,
@@ -363,67 +499,97 @@ fn check_signed_by_signers(
     }
 }
 
-/// Every key and role of the root is one the draft names, and every signer is in the
-/// inventory with the same public key.
+fn key_list(keys: impl Iterator<Item = String>) -> String {
+    let keys: Vec<String> = keys.collect();
+    if keys.is_empty() {
+        "none".into()
+    } else {
+        keys.join(", ")
+    }
+}
+
+/// A new root's keys and roles are exactly the draft's signers and server keys; the previous
+/// root's signers are keys of the previous root; every signer is in the inventory with the
+/// same public key. A draft that keeps the current root only needs its targets signers to be
+/// the root's targets keys.
 fn check_accounting(
     repo: &RepoDir<'_>,
     draft: &Draft,
     root: &Root,
-    keys: &std::collections::BTreeMap<KeyId, KeyFacts>,
+    keys: &BTreeMap<KeyId, KeyFacts>,
+    previous: Option<&PreviousRoot>,
     inventory: &Inventory,
 ) -> Result<()> {
-    let mut named = BTreeSet::new();
-    for role in RoleName::ALL {
-        let listed: BTreeSet<&KeyId> = root.roles.get(role).keyids.iter().collect();
-        let expected: BTreeSet<&KeyId> = draft
-            .signers(role)
-            .map(|s| &s.keyid)
-            .chain(
-                draft
-                    .server_keys
-                    .iter()
-                    .filter(|k| k.role == role)
-                    .map(|k| &k.keyid),
-            )
-            .collect();
-        if listed != expected {
-            let extra: Vec<String> = listed
-                .difference(&expected)
-                .map(|k| k.to_string())
+    if draft.root.sign {
+        let mut named = BTreeSet::new();
+        for role in RoleName::ALL {
+            let listed: BTreeSet<&KeyId> = root.roles.get(role).keyids.iter().collect();
+            let expected: BTreeSet<&KeyId> = draft
+                .signers(role)
+                .map(|s| &s.keyid)
+                .chain(
+                    draft
+                        .server_keys
+                        .iter()
+                        .filter(|k| k.role == role)
+                        .map(|k| &k.keyid),
+                )
                 .collect();
-            let gone: Vec<String> = expected
-                .difference(&listed)
-                .map(|k| k.to_string())
-                .collect();
+            if listed != expected {
+                return Err(mismatch(
+                    repo,
+                    "root.json",
+                    format!(
+                        "the {role} role lists other keys than draft.json: not in the draft {}; missing {}",
+                        key_list(listed.difference(&expected).map(|k| k.to_string())),
+                        key_list(expected.difference(&listed).map(|k| k.to_string())),
+                    ),
+                ));
+            }
+            named.extend(expected);
+        }
+        if let Some(extra) = root.keys.keys().find(|k| !named.contains(k)) {
             return Err(mismatch(
                 repo,
                 "root.json",
+                format!("lists key {extra}, which no role of the draft names"),
+            ));
+        }
+    } else if draft.targets.sign {
+        let listed: BTreeSet<&KeyId> = root.roles.targets.keyids.iter().collect();
+        if let Some(signer) = draft
+            .signers(RoleName::Targets)
+            .find(|s| !listed.contains(&s.keyid))
+        {
+            return Err(mismatch(
+                repo,
+                DRAFT_FILE,
                 format!(
-                    "the {role} role lists other keys than draft.json: not in the draft {}; missing {}",
-                    if extra.is_empty() {
-                        "none".into()
-                    } else {
-                        extra.join(", ")
-                    },
-                    if gone.is_empty() {
-                        "none".into()
-                    } else {
-                        gone.join(", ")
-                    },
+                    "names the targets key {}, which the current root does not list for targets",
+                    signer.keyid
                 ),
             ));
         }
-        named.extend(expected);
-    }
-    if let Some(extra) = root.keys.keys().find(|k| !named.contains(k)) {
-        return Err(mismatch(
-            repo,
-            "root.json",
-            format!("lists key {extra}, which no role of the draft names"),
-        ));
     }
     for signer in &draft.signers {
-        let canonical = keys.get(&signer.keyid).map(|f| &f.canonical);
+        let table = if signer.previous {
+            match previous {
+                Some(p) if p.doc.signed.roles.root.keyids.contains(&signer.keyid) => &p.keys,
+                _ => {
+                    return Err(mismatch(
+                        repo,
+                        DRAFT_FILE,
+                        format!(
+                            "names {} as a key of the previous root, which it is not",
+                            signer.keyid
+                        ),
+                    ));
+                }
+            }
+        } else {
+            keys
+        };
+        let canonical = table.get(&signer.keyid).map(|f| &f.canonical);
         if canonical != Some(&signer.key_id) {
             return Err(mismatch(
                 repo,
@@ -477,6 +643,9 @@ pub struct SignerState {
 /// The state of one role's signatures in a draft.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleStatus {
+    /// True when this draft collects these signatures (false: the document is the current,
+    /// complete one).
+    pub pending: bool,
     /// Signatures needed (distinct keys).
     pub threshold: u64,
     /// Distinct keys whose valid signatures are present.
@@ -486,9 +655,9 @@ pub struct RoleStatus {
 }
 
 impl RoleStatus {
-    /// True when the threshold is met.
+    /// True when the threshold is met (always, for a document the draft does not change).
     pub fn complete(&self) -> bool {
-        self.signed >= self.threshold
+        !self.pending || self.signed >= self.threshold
     }
 
     /// The signers in one state.
@@ -497,14 +666,13 @@ impl RoleStatus {
     }
 }
 
-fn role_status(
-    draft: &Draft,
-    role: RoleName,
+fn role_status<'a>(
+    pending: bool,
+    signers: impl Iterator<Item = &'a DraftSigner>,
     threshold: u64,
     report: &SignatureReport,
 ) -> RoleStatus {
-    let signers = draft
-        .signers(role)
+    let signers = signers
         .map(|s| SignerState {
             key_id: s.key_id.clone(),
             keyid: s.keyid.clone(),
@@ -519,10 +687,23 @@ fn role_status(
         })
         .collect();
     RoleStatus {
+        pending,
         threshold,
         signed: report.count(),
-        signers,
+        signers: if pending { signers } else { Vec::new() },
     }
+}
+
+/// A token still needed, in the smallest set that completes every threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeededKey {
+    /// The key's one identity.
+    pub key_id: KeyId,
+    /// Its URI.
+    pub uri: String,
+    /// What its signatures complete, e.g. `root`, `previous root`, `targets`.
+    #[serde(rename = "for")]
+    pub for_: Vec<String>,
 }
 
 /// The state of a draft.
@@ -530,61 +711,171 @@ fn role_status(
 pub struct DraftStatus {
     /// The GUN.
     pub gun: String,
+    /// What the draft does.
+    pub purpose: String,
     /// Root version of the draft.
     pub version: u64,
     /// Root expiry.
     pub expires: String,
-    /// The fingerprint of the root's signed bytes: what custodians compare with the log.
+    /// The fingerprint of the bytes custodians sign (the new root's signed bytes, or the new
+    /// targets' when the root does not change): what they compare with the log.
     pub fingerprint: Fingerprint,
-    /// Root signatures.
+    /// What the fingerprint is of: `root` or `targets`.
+    pub fingerprint_of: &'static str,
+    /// Root signatures (under the new root's threshold).
     pub root: RoleStatus,
+    /// Signatures by the previous root's keys, which a new root above version 1 needs too.
+    pub previous_root: Option<RoleStatus>,
     /// Targets signatures.
     pub targets: RoleStatus,
     /// `server-managed`, `signed`, or why it is not signed yet.
     pub snapshot: String,
+    /// The smallest set of keys still to sign so that every threshold is met.
+    pub needed: Vec<NeededKey>,
     /// Ready for `root export`.
     pub ready: bool,
     /// When the draft was made.
     pub created: String,
 }
 
+/// The smallest set of the draft's keys not yet signed whose signatures complete every
+/// pending threshold (new root, previous root, targets), by key; `None` when no set does.
+fn smallest_completion(statuses: &[(&str, &RoleStatus, Vec<&DraftSigner>)]) -> Option<Vec<NeededKey>> {
+    // Candidates: keys (by identity) with a missing or invalid signature somewhere.
+    let mut candidates: Vec<(&KeyId, &str)> = Vec::new();
+    for (_, status, signers) in statuses {
+        for (state, signer) in status.signers.iter().zip(signers) {
+            if state.state != "signed" && !candidates.iter().any(|(k, _)| *k == &signer.key_id) {
+                candidates.push((&signer.key_id, &signer.uri));
+            }
+        }
+    }
+    let shortfall = |chosen: &[&KeyId]| -> bool {
+        statuses.iter().any(|(_, status, signers)| {
+            if !status.pending {
+                return false;
+            }
+            let added: BTreeSet<&KeyId> = status
+                .signers
+                .iter()
+                .zip(signers)
+                .filter(|(st, s)| st.state != "signed" && chosen.contains(&&s.key_id))
+                .map(|(_, s)| &s.key_id)
+                .collect();
+            let have = status
+                .signed
+                .saturating_add(u64::try_from(added.len()).unwrap_or(u64::MAX));
+            have < status.threshold
+        })
+    };
+    let n = candidates.len().min(16);
+    let all: u32 = 1u32.checked_shl(u32::try_from(n).unwrap_or(16)).unwrap_or(u32::MAX);
+    let mut best: Option<Vec<&KeyId>> = None;
+    for mask in 0..all {
+        let chosen: Vec<&KeyId> = candidates
+            .iter()
+            .take(n)
+            .enumerate()
+            .filter(|(i, _)| mask.checked_shr(u32::try_from(*i).unwrap_or(31)).unwrap_or(0) & 1 == 1)
+            .map(|(_, (k, _))| *k)
+            .collect();
+        if best.as_ref().is_some_and(|b| b.len() <= chosen.len()) || shortfall(&chosen) {
+            continue;
+        }
+        best = Some(chosen);
+    }
+    best.map(|keys| {
+        keys.into_iter()
+            .map(|key_id| NeededKey {
+                key_id: key_id.clone(),
+                uri: candidates
+                    .iter()
+                    .find(|(k, _)| *k == key_id)
+                    .map(|(_, u)| (*u).to_owned())
+                    .unwrap_or_default(),
+                for_: statuses
+                    .iter()
+                    .filter(|(_, st, signers)| {
+                        st.pending
+                            && st
+                                .signers
+                                .iter()
+                                .zip(signers)
+                                .any(|(state, s)| state.state != "signed" && &s.key_id == key_id)
+                    })
+                    .map(|(name, _, _)| (*name).to_owned())
+                    .collect(),
+            })
+            .collect()
+    })
+}
+
 /// The state of a checked draft.
 pub fn status(pending: &PendingDraft) -> DraftStatus {
+    let draft = &pending.draft;
     let root = role_status(
-        &pending.draft,
-        RoleName::Root,
+        draft.root.sign,
+        draft.signers(RoleName::Root),
         pending.root.signed.roles.root.threshold.get(),
         &pending.root_signatures(),
     );
+    let previous_root = pending.previous.as_ref().map(|previous| {
+        role_status(
+            true,
+            draft.previous_signers(),
+            previous.doc.signed.roles.root.threshold.get(),
+            &pending.previous_signatures(),
+        )
+    });
     let targets = role_status(
-        &pending.draft,
-        RoleName::Targets,
+        draft.targets.sign,
+        draft.signers(RoleName::Targets),
         pending.root.signed.roles.targets.threshold.get(),
         &pending.targets_signatures(),
     );
-    let server = matches!(pending.draft.snapshot, SnapshotPlan::ServerManaged);
+    let mut lists: Vec<(&str, &RoleStatus, Vec<&DraftSigner>)> = vec![
+        ("root", &root, draft.signers(RoleName::Root).collect()),
+        ("targets", &targets, draft.signers(RoleName::Targets).collect()),
+    ];
+    if let Some(prev) = &previous_root {
+        lists.push(("previous root", prev, draft.previous_signers().collect()));
+    }
+    let needed = smallest_completion(&lists).unwrap_or_default();
+    let server = matches!(draft.snapshot, SnapshotPlan::ServerManaged);
+    let previous_complete = previous_root.as_ref().is_none_or(RoleStatus::complete);
     let snapshot = if server {
         "server-managed".to_string()
     } else if pending.snapshot.is_some() {
         "signed".to_string()
-    } else if !root.complete() {
-        "waits for the root threshold".to_string()
+    } else if !root.complete() || !previous_complete {
+        "waits for the root thresholds".to_string()
     } else if !targets.complete() {
         "waits for the targets signature".to_string()
     } else {
         "needs the snapshot key".to_string()
     };
-    let ready = root.complete() && targets.complete() && (server || pending.snapshot.is_some());
+    let ready = root.complete()
+        && previous_complete
+        && targets.complete()
+        && (server || pending.snapshot.is_some());
     DraftStatus {
-        gun: pending.draft.gun.clone(),
+        gun: draft.gun.clone(),
+        purpose: draft.purpose.clone(),
         version: pending.root.signed.version.get(),
         expires: pending.root.signed.expires.to_string(),
         fingerprint: pending.fingerprint(),
+        fingerprint_of: if draft.root.sign || !draft.targets.sign {
+            "root"
+        } else {
+            "targets"
+        },
         root,
+        previous_root,
         targets,
         snapshot,
+        needed,
         ready,
-        created: pending.draft.created.clone(),
+        created: draft.created.clone(),
     }
 }
 

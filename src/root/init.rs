@@ -232,6 +232,7 @@ pub fn init(
                 keyid: keyid.clone(),
                 key_id: resolved.key_id.clone(),
                 uri: resolved.uri.clone(),
+                previous: false,
             });
             root_ids.push(keyid.clone());
             keys.insert(keyid, key);
@@ -245,6 +246,7 @@ pub fn init(
                     keyid: keyid.clone(),
                     key_id: r.key_id.clone(),
                     uri: r.uri.clone(),
+                    previous: false,
                 }),
                 None => server_keys.push(ServerKey {
                     role,
@@ -292,6 +294,7 @@ pub fn init(
             format: 1,
             gun: gun.to_owned(),
             created: req.now.to_go_string(),
+            purpose: "a new repository".into(),
             root: PendingDoc::of(1, &root_signed),
             targets: PendingDoc::of(1, &targets_signed),
             snapshot: match req.snapshot_key {
@@ -303,6 +306,7 @@ pub fn init(
             },
             signers,
             server_keys,
+            delegations: BTreeMap::new(),
             exported: None,
         };
         batch.write(repo.pending("root.json"), root.to_bytes()?);
@@ -315,6 +319,7 @@ pub fn init(
             root,
             root_signed,
             keys,
+            previous: None,
             targets: targets_doc,
             targets_signed,
             snapshot: None,

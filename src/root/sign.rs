@@ -148,22 +148,79 @@ pub fn plan(
         let before = draft::status(&pending);
         let mut signatures = Vec::new();
         let mut notes = Vec::new();
-        for (role, report) in [
-            (RoleName::Root, pending.root_signatures()),
-            (RoleName::Targets, pending.targets_signatures()),
-        ] {
-            for signer in pending.draft.signers(role) {
+        // The groups of signatures the draft collects: the new root under its threshold, the
+        // previous root's keys (a new root above version 1), the targets.
+        let groups: Vec<(RoleName, bool, &str, u64, u64)> = [
+            (
+                RoleName::Root,
+                false,
+                "root",
+                before.root.threshold,
+                before.root.signed,
+                pending.draft.root.sign,
+            ),
+            (
+                RoleName::Root,
+                true,
+                "root (previous keys)",
+                before.previous_root.as_ref().map_or(0, |p| p.threshold),
+                before.previous_root.as_ref().map_or(0, |p| p.signed),
+                before.previous_root.is_some(),
+            ),
+            (
+                RoleName::Targets,
+                false,
+                "targets",
+                before.targets.threshold,
+                before.targets.signed,
+                pending.draft.targets.sign,
+            ),
+        ]
+        .into_iter()
+        .filter(|g| g.5)
+        .map(|(role, previous, label, threshold, signed, _)| {
+            (role, previous, label, threshold, signed)
+        })
+        .collect();
+        let reports = [
+            pending.root_signatures(),
+            pending.previous_signatures(),
+            pending.targets_signatures(),
+        ];
+        let mut completes = true;
+        for &(role, previous, label, threshold, signed) in &groups {
+            let report = match (role, previous) {
+                (RoleName::Root, false) => &reports[0],
+                (RoleName::Root, true) => &reports[1],
+                _ => &reports[2],
+            };
+            let mut added: BTreeSet<&KeyId> = BTreeSet::new();
+            for signer in pending
+                .draft
+                .signers
+                .iter()
+                .filter(|s| s.role == role && s.previous == previous)
+            {
                 let Some(key) = planned_keys.iter_mut().find(|k| k.key_id == signer.key_id) else {
                     continue;
                 };
                 if report.valid.contains(&signer.keyid) {
                     notes.push(format!(
-                        "{role} already carries the signature of key {}",
+                        "{label} already carries the signature of key {}",
                         signer.key_id
                     ));
                     continue;
                 }
-                key.signs.push(format!("{role} of {gun}"));
+                added.insert(&signer.key_id);
+                // One signature per key ID and document, even when the key signs for the new
+                // and the previous root under the same certificate.
+                if signatures
+                    .iter()
+                    .any(|p: &PlannedSignature| p.role == role && p.keyid == signer.keyid)
+                {
+                    continue;
+                }
+                key.signs.push(format!("{label} of {gun}"));
                 signatures.push(PlannedSignature {
                     role,
                     keyid: signer.keyid.clone(),
@@ -171,29 +228,26 @@ pub fn plan(
                     replaces_invalid: report.invalid.contains(&signer.keyid),
                 });
             }
+            let after = signed.saturating_add(u64::try_from(added.len()).unwrap_or(u64::MAX));
+            if after < threshold {
+                completes = false;
+                notes.push(format!(
+                    "{label} will have {after} of {threshold} signatures"
+                ));
+            }
         }
-        let added = |role: RoleName| {
-            u64::try_from(signatures.iter().filter(|s| s.role == role).count()).unwrap_or(0)
-        };
-        let root_after = before.root.signed.saturating_add(added(RoleName::Root));
-        let targets_after = before
-            .targets
-            .signed
-            .saturating_add(added(RoleName::Targets));
         let mut snapshot = false;
         if let SnapshotPlan::Offline { .. } = pending.draft.snapshot
             && let Some(signer) = pending.draft.signers(RoleName::Snapshot).next()
             && let Some(key) = planned_keys.iter_mut().find(|k| k.key_id == signer.key_id)
         {
-            let complete =
-                root_after >= before.root.threshold && targets_after >= before.targets.threshold;
             if pending.snapshot.is_some() && signatures.is_empty() {
                 notes.push("the snapshot is already signed".into());
-            } else if !complete {
-                notes.push(format!(
-                    "snapshot not signed yet: root will have {root_after} of {} signatures, targets {targets_after} of {}; sign the snapshot after them",
-                    before.root.threshold, before.targets.threshold
-                ));
+            } else if !completes {
+                notes.push(
+                    "snapshot not signed yet: sign the snapshot once every threshold is met"
+                        .into(),
+                );
             } else {
                 key.signs.push(format!("snapshot of {gun}"));
                 snapshot = true;
@@ -304,8 +358,9 @@ pub fn execute(
                 .next()
                 .map(|s| (s.keyid.clone(), s.key_id.clone()))
                 .ok_or_else(|| Error::Invalid("the draft names no snapshot key".into()))?;
-            let doc =
+            let mut doc =
                 notary::new_snapshot(&root_file, &targets_file, expires, Version::new(version)?);
+            doc.meta.extend(pending.draft.delegations.clone());
             let mut snapshot = Signed::new(doc);
             let message = snapshot.signed_bytes()?;
             let sig = notary::signature(signer_for(&signer_id.1)?, &signer_id.0, &message)?;
