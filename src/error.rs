@@ -437,6 +437,36 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// `server pull` refused what the server serves.
+    #[error("not pulling {gun}: {detail}; nothing was stored")]
+    PullRefused {
+        /// The GUN.
+        gun: String,
+        /// Why.
+        detail: String,
+    },
+    /// The server serves an older version than the last pull saw.
+    #[error(
+        "the server serves {role} version {served} of {gun}, older than version {was} pulled before; nothing was stored"
+    )]
+    Rollback {
+        /// The GUN.
+        gun: String,
+        /// The role.
+        role: String,
+        /// The version pulled before.
+        was: u64,
+        /// The version served now.
+        served: u64,
+    },
+    /// The trust server holds a repository that is not this export's chain.
+    #[error("not publishing {gun}: {detail}; nothing was sent")]
+    ServerNotOurs {
+        /// The GUN.
+        gun: String,
+        /// What the server holds.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -491,6 +521,9 @@ impl Error {
             Error::ModuleInit { softhsm: true, .. } => "SoftHSM reads its configuration from the file SOFTHSM2_CONF names: point SOFTHSM2_CONF at a softhsm2.conf whose directories.tokendir exists, or name another module with module-path= in the URI, --module or ROOTKEEPER_PKCS11_MODULE".into(),
             Error::ModuleInit { .. } => "check the module's own configuration and its device; or name another module with module-path= in the URI, --module or ROOTKEEPER_PKCS11_MODULE".into(),
             Error::PcscUnavailable { .. } => "YubiKeys are reached through pcscd: install and start it (apt-get install pcscd; systemctl start pcscd.socket, or run pcscd)".into(),
+            Error::PullRefused { .. } => "the server does not serve the repository this trust directory made; do not sign anything on top of it until you know why (another publisher, a wrong --server or --gun, or an attack)".into(),
+            Error::Rollback { .. } => "a server (or someone between it and you) is serving old metadata, which would undo revocations; do not sign on top of it, and ask the server's operator".into(),
+            Error::ServerNotOurs { .. } => "someone else published to this repository, or this export belongs to another chain (or another --gun); compare the server's root with the trust directory (`rootkeeper server pull`) before doing anything".into(),
             _ => return None,
         })
     }

@@ -324,7 +324,10 @@ pub fn fingerprint_text(text: &mut String, label: &str, fp: &Fingerprint) {
 
 fn role_text(text: &mut String, name: &str, role: &RoleStatus) {
     if !role.pending {
-        let _ = writeln!(text, "  {name:<9} the current one (this draft does not change it)");
+        let _ = writeln!(
+            text,
+            "  {name:<9} the current one (this draft does not change it)"
+        );
         return;
     }
     let _ = writeln!(
@@ -350,12 +353,19 @@ fn role_text(text: &mut String, name: &str, role: &RoleStatus) {
 fn status_text(text: &mut String, s: &DraftStatus) {
     role_text(text, "root:", &s.root);
     if let Some(previous) = &s.previous_root {
-        role_text(text, "previous root keys (the root it replaces must sign it too):", previous);
+        role_text(
+            text,
+            "previous root keys (the root it replaces must sign it too):",
+            previous,
+        );
     }
     role_text(text, "targets:", &s.targets);
     let _ = writeln!(text, "  snapshot: {}", s.snapshot);
     if !s.ready && !s.needed.is_empty() {
-        let _ = writeln!(text, "  still needed (the fewest tokens that complete every threshold):");
+        let _ = writeln!(
+            text,
+            "  still needed (the fewest tokens that complete every threshold):"
+        );
         for n in &s.needed {
             let _ = writeln!(
                 text,

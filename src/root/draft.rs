@@ -22,8 +22,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::trustdir::{Inventory, RepoDir, json_bytes};
 use crate::tuf::model::{
-    FileMeta, KeyId, RoleName, Root, Signed, Snapshot, Targets, UtcTime, Version,
-    escape_untrusted,
+    FileMeta, KeyId, RoleName, Root, Signed, Snapshot, Targets, UtcTime, Version, escape_untrusted,
 };
 use crate::tuf::notary;
 use crate::tuf::verify::{self, KeyFacts, SignatureReport};
@@ -361,13 +360,24 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         ));
     }
     if !draft.root.sign && !draft.targets.sign {
-        return Err(mismatch(repo, DRAFT_FILE, "changes neither root nor targets"));
+        return Err(mismatch(
+            repo,
+            DRAFT_FILE,
+            "changes neither root nor targets",
+        ));
     }
     let root_path = repo.pending("root.json");
     let root_bytes = repo.read(&root_path)?;
     let root = Signed::<Root>::parse(&root_path.display().to_string(), &root_bytes)?;
     let root_signed = root.signed_bytes()?;
-    check_digest(repo, "root.json", "root", root.signed.version, &root_signed, &draft.root)?;
+    check_digest(
+        repo,
+        "root.json",
+        "root",
+        root.signed.version,
+        &root_signed,
+        &draft.root,
+    )?;
     let version = root.signed.version;
     if !draft.root.sign {
         // The current root, carried as it is: it must be the one the chain holds.
@@ -432,7 +442,14 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
             None => None,
         };
     let keys = verify::key_table(&root_path.display().to_string(), &root.signed.keys)?;
-    check_accounting(repo, &draft, &root.signed, &keys, previous.as_ref(), inventory)?;
+    check_accounting(
+        repo,
+        &draft,
+        &root.signed,
+        &keys,
+        previous.as_ref(),
+        inventory,
+    )?;
     let root_signers: Vec<&KeyId> = draft
         .signers(RoleName::Root)
         .chain(draft.previous_signers())
@@ -453,8 +470,10 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         )?;
     }
     if let Some(snapshot) = &snapshot {
-        let snapshot_signers: Vec<&KeyId> =
-            draft.signers(RoleName::Snapshot).map(|s| &s.keyid).collect();
+        let snapshot_signers: Vec<&KeyId> = draft
+            .signers(RoleName::Snapshot)
+            .map(|s| &s.keyid)
+            .collect();
         check_signed_by(
             repo,
             "snapshot.json",
@@ -740,7 +759,9 @@ pub struct DraftStatus {
 
 /// The smallest set of the draft's keys not yet signed whose signatures complete every
 /// pending threshold (new root, previous root, targets), by key; `None` when no set does.
-fn smallest_completion(statuses: &[(&str, &RoleStatus, Vec<&DraftSigner>)]) -> Option<Vec<NeededKey>> {
+fn smallest_completion(
+    statuses: &[(&str, &RoleStatus, Vec<&DraftSigner>)],
+) -> Option<Vec<NeededKey>> {
     // Candidates: keys (by identity) with a missing or invalid signature somewhere.
     let mut candidates: Vec<(&KeyId, &str)> = Vec::new();
     for (_, status, signers) in statuses {
@@ -769,14 +790,21 @@ fn smallest_completion(statuses: &[(&str, &RoleStatus, Vec<&DraftSigner>)]) -> O
         })
     };
     let n = candidates.len().min(16);
-    let all: u32 = 1u32.checked_shl(u32::try_from(n).unwrap_or(16)).unwrap_or(u32::MAX);
+    let all: u32 = 1u32
+        .checked_shl(u32::try_from(n).unwrap_or(16))
+        .unwrap_or(u32::MAX);
     let mut best: Option<Vec<&KeyId>> = None;
     for mask in 0..all {
         let chosen: Vec<&KeyId> = candidates
             .iter()
             .take(n)
             .enumerate()
-            .filter(|(i, _)| mask.checked_shr(u32::try_from(*i).unwrap_or(31)).unwrap_or(0) & 1 == 1)
+            .filter(|(i, _)| {
+                mask.checked_shr(u32::try_from(*i).unwrap_or(31))
+                    .unwrap_or(0)
+                    & 1
+                    == 1
+            })
             .map(|(_, (k, _))| *k)
             .collect();
         if best.as_ref().is_some_and(|b| b.len() <= chosen.len()) || shortfall(&chosen) {
@@ -835,7 +863,11 @@ pub fn status(pending: &PendingDraft) -> DraftStatus {
     );
     let mut lists: Vec<(&str, &RoleStatus, Vec<&DraftSigner>)> = vec![
         ("root", &root, draft.signers(RoleName::Root).collect()),
-        ("targets", &targets, draft.signers(RoleName::Targets).collect()),
+        (
+            "targets",
+            &targets,
+            draft.signers(RoleName::Targets).collect(),
+        ),
     ];
     if let Some(prev) = &previous_root {
         lists.push(("previous root", prev, draft.previous_signers().collect()));

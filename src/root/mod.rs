@@ -6,6 +6,8 @@
 pub mod draft;
 pub mod export;
 pub mod init;
+pub mod publish;
+pub mod pull;
 pub mod sign;
 
 pub use draft::{DraftStatus, RoleStatus, SignerState};

@@ -245,8 +245,7 @@ pub fn plan(
                 notes.push("the snapshot is already signed".into());
             } else if !completes {
                 notes.push(
-                    "snapshot not signed yet: sign the snapshot once every threshold is met"
-                        .into(),
+                    "snapshot not signed yet: sign the snapshot once every threshold is met".into(),
                 );
             } else {
                 key.signs.push(format!("snapshot of {gun}"));

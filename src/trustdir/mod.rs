@@ -481,6 +481,11 @@ impl RepoDir<'_> {
         self.export_dir().join(name)
     }
 
+    /// `server/`: the repository as `server pull` last found it on the trust server.
+    pub fn server_dir(&self) -> PathBuf {
+        self.path.join("server")
+    }
+
     /// `root/<version>.root.json`.
     pub fn root_version(&self, version: Version) -> PathBuf {
         self.path.join("root").join(format!("{version}.root.json"))

@@ -1,0 +1,337 @@
+//! `server pull`: the repository as the trust server serves it now, verified with every client
+//! rule against the root chain this trust directory keeps, and kept in `repos/<gun>/server/`
+//! for the offline machine (new targets versions, delegations, snapshot contents).
+//!
+//! The served root must be one this trust directory made (byte for byte), or a newer version
+//! that chains to it (each `<v>.root.json` checked against the one before it, as notary's
+//! client walks). Then the timestamp (its key from that root, its hash of the snapshot), the
+//! snapshot (its hashes of root, targets and every delegation file), targets and each
+//! delegation. A version older than the last pull is a rollback. Nothing is stored unless
+//! everything holds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::server::TrustServer;
+use crate::trustdir::{Batch, RepoDir, TrustDir, json_bytes};
+use crate::tuf::model::{Signed, Snapshot, Targets, UtcTime, Version};
+use crate::tuf::verify::{self, CheckedRoot};
+
+/// The record of the last pull, `server/pull.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRecord {
+    /// Format version (1).
+    pub format: u32,
+    /// The server pulled from.
+    pub server: String,
+    /// When.
+    pub at: String,
+    /// Root version served.
+    pub root: u64,
+    /// Targets version served.
+    pub targets: u64,
+    /// Snapshot version served.
+    pub snapshot: u64,
+    /// Timestamp version served.
+    pub timestamp: u64,
+    /// Delegation files served (role name → version).
+    #[serde(default)]
+    pub delegations: BTreeMap<String, u64>,
+}
+
+/// The repository as last pulled, read back from the trust directory.
+#[derive(Debug, Clone)]
+pub struct ServerState {
+    /// The record.
+    pub record: PullRecord,
+    /// root.json bytes.
+    pub root: Vec<u8>,
+    /// targets.json bytes.
+    pub targets: Vec<u8>,
+    /// snapshot.json bytes.
+    pub snapshot: Vec<u8>,
+    /// Delegation files by role name.
+    pub delegations: BTreeMap<String, Vec<u8>>,
+}
+
+/// What `server pull` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullOutcome {
+    /// The GUN.
+    pub gun: String,
+    /// The record stored.
+    pub record: PullRecord,
+    /// Root versions newer than this trust directory's that the server's chain brought.
+    pub new_root_versions: Vec<u64>,
+    /// Notes (e.g. the server is behind the last export).
+    pub notes: Vec<String>,
+}
+
+fn refused(gun: &str, detail: impl Into<String>) -> Error {
+    Error::PullRefused {
+        gun: gun.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+fn server_file(repo: &RepoDir<'_>, name: &str) -> std::path::PathBuf {
+    repo.server_dir().join(name)
+}
+
+/// The delegation file name of a role below `server/`: `targets/releases` → `targets/releases.json`.
+fn delegation_file(name: &str) -> String {
+    format!("{name}.json")
+}
+
+/// Reads the last pulled state of a GUN, if there is one (parsed when used).
+pub fn state(repo: &RepoDir<'_>) -> Result<Option<ServerState>> {
+    let Some(record) = repo.read_optional(&server_file(repo, "pull.json"))? else {
+        return Ok(None);
+    };
+    let record: PullRecord = serde_json::from_slice(&record).map_err(|e| Error::Metadata {
+        file: server_file(repo, "pull.json").display().to_string(),
+        reason: crate::text::escape_untrusted(&e.to_string()),
+    })?;
+    let mut delegations = BTreeMap::new();
+    for name in record.delegations.keys() {
+        verify::check_delegation_name(name, name.rsplit_once('/').map_or("", |(p, _)| p)).map_err(
+            |why| Error::Metadata {
+                file: server_file(repo, "pull.json").display().to_string(),
+                reason: why,
+            },
+        )?;
+        delegations.insert(
+            name.clone(),
+            repo.read(&server_file(repo, &delegation_file(name)))?,
+        );
+    }
+    Ok(Some(ServerState {
+        root: repo.read(&server_file(repo, "root.json"))?,
+        targets: repo.read(&server_file(repo, "targets.json"))?,
+        snapshot: repo.read(&server_file(repo, "snapshot.json"))?,
+        record,
+        delegations,
+    }))
+}
+
+fn fetch(server: &TrustServer, gun: &str, name: &str) -> Result<Vec<u8>> {
+    server
+        .get(gun, name)?
+        .ok_or_else(|| refused(gun, format!("the server does not serve {name}")))
+}
+
+/// Checks the served root against the chain kept here; returns it checked, with the newer
+/// versions the server's chain brought (bytes by version).
+fn check_served_root(
+    repo: &RepoDir<'_>,
+    server: &TrustServer,
+    served: &[u8],
+    now: UtcTime,
+    notes: &mut Vec<String>,
+) -> Result<(CheckedRoot, Vec<(Version, Vec<u8>)>)> {
+    let gun = repo.gun();
+    let latest = repo.latest_root_version()?.ok_or_else(|| {
+        refused(
+            gun,
+            format!(
+                "this trust directory ({}) keeps no root of it to check the server against",
+                repo.trust_dir().path().display()
+            ),
+        )
+    })?;
+    let version = Signed::<crate::tuf::model::Root>::parse("served root.json", served)?
+        .signed
+        .version;
+    let chain = crate::root::export::chain(repo, version.min(latest), now)?;
+    if version <= latest {
+        let ours = repo.read(&repo.root_version(version))?;
+        if ours != served {
+            return Err(refused(
+                gun,
+                format!(
+                    "the server's root (version {version}) is not the root version {version} this trust directory made"
+                ),
+            ));
+        }
+        if version < latest {
+            notes.push(format!(
+                "the server still serves root v{version}; v{latest} was made here and is not published yet"
+            ));
+        }
+        let root = verify::check_root("served root.json", served, Some(gun), chain.last(), now)?;
+        return Ok((root, Vec::new()));
+    }
+    // Newer: walk from our latest to the served version, each checked against the one before.
+    let mut previous = verify::check_chain_root(
+        &repo.root_version(latest).display().to_string(),
+        &repo.read(&repo.root_version(latest))?,
+        gun,
+        chain.last(),
+        now,
+    )?;
+    let mut brought = Vec::new();
+    let mut v = latest.next()?;
+    while v < version {
+        let name = format!("{v}.root.json");
+        let bytes = fetch(server, gun, &name)?;
+        previous =
+            verify::check_chain_root(&format!("served {name}"), &bytes, gun, Some(&previous), now)
+                .map_err(|e| {
+                    refused(
+                        gun,
+                        format!("the server's root chain is broken at {name}: {e}"),
+                    )
+                })?;
+        brought.push((v, bytes));
+        v = v.next()?;
+    }
+    let root = verify::check_root("served root.json", served, Some(gun), Some(&previous), now)
+        .map_err(|e| {
+            refused(
+                gun,
+                format!(
+                    "the server's root does not chain to the one this trust directory made: {e}"
+                ),
+            )
+        })?;
+    brought.push((version, served.to_vec()));
+    Ok((root, brought))
+}
+
+/// Downloads, verifies and keeps the repository as the server serves it (see the module
+/// documentation). Nothing is stored unless everything holds.
+pub fn pull(
+    dir: &TrustDir,
+    server: &TrustServer,
+    server_url: &str,
+    gun: &str,
+    now: UtcTime,
+) -> Result<PullOutcome> {
+    let repo = dir.repo(gun)?;
+    let mut notes = Vec::new();
+    let root_bytes = fetch(server, gun, "root.json")?;
+    let (root, brought) = check_served_root(&repo, server, &root_bytes, now, &mut notes)?;
+
+    let timestamp_bytes = fetch(server, gun, "timestamp.json")?;
+    let snapshot_bytes = fetch(server, gun, "snapshot.json")?;
+    let timestamp = verify::check_timestamp(
+        "served timestamp.json",
+        &timestamp_bytes,
+        &root,
+        &snapshot_bytes,
+        now,
+    )?;
+    let targets_bytes = fetch(server, gun, "targets.json")?;
+    let targets = verify::check_targets("served targets.json", &targets_bytes, &root, now)?;
+
+    // Delegations the snapshot lists, walked from targets down (a child only when its parent
+    // delegates to it), each checked against its role in the parent.
+    let snapshot_doc = Signed::<Snapshot>::parse("served snapshot.json", &snapshot_bytes)?;
+    let mut delegations: BTreeMap<String, (Vec<u8>, Signed<Targets>)> = BTreeMap::new();
+    let mut queue: Vec<Targets> = vec![targets.doc.signed.clone()];
+    while let Some(parent) = queue.pop() {
+        for role in &parent.delegations.roles {
+            if !snapshot_doc.signed.meta.contains_key(&role.name)
+                || delegations.contains_key(&role.name)
+            {
+                continue;
+            }
+            let bytes = fetch(server, gun, &delegation_file(&role.name))?;
+            let doc = verify::check_delegation(
+                &format!("served {}", delegation_file(&role.name)),
+                &bytes,
+                &parent,
+                role,
+                now,
+            )?;
+            queue.push(doc.signed.clone());
+            delegations.insert(role.name.clone(), (bytes, doc));
+        }
+    }
+    let mut covers: Vec<(&str, &[u8])> = vec![("root", &root_bytes), ("targets", &targets_bytes)];
+    for (name, (bytes, _)) in &delegations {
+        covers.push((name.as_str(), bytes.as_slice()));
+    }
+    let snapshot =
+        verify::check_snapshot("served snapshot.json", &snapshot_bytes, &root, &covers, now)?;
+
+    // No rollback against the last pull.
+    let record = PullRecord {
+        format: 1,
+        server: server_url.to_owned(),
+        at: now.to_go_string(),
+        root: root.doc.signed.version.get(),
+        targets: targets.doc.signed.version.get(),
+        snapshot: snapshot.signed.version.get(),
+        timestamp: timestamp.signed.version.get(),
+        delegations: delegations
+            .iter()
+            .map(|(name, (_, doc))| (name.clone(), doc.signed.version.get()))
+            .collect(),
+    };
+    if let Some(last) = state(&repo)? {
+        let old = &last.record;
+        for (what, was, now_is) in [
+            ("root", old.root, record.root),
+            ("targets", old.targets, record.targets),
+            ("snapshot", old.snapshot, record.snapshot),
+            ("timestamp", old.timestamp, record.timestamp),
+        ] {
+            if now_is < was {
+                return Err(Error::Rollback {
+                    gun: gun.to_owned(),
+                    role: what.to_owned(),
+                    was,
+                    served: now_is,
+                });
+            }
+        }
+        for (name, was) in &old.delegations {
+            if let Some(now_is) = record.delegations.get(name)
+                && now_is < was
+            {
+                return Err(Error::Rollback {
+                    gun: gun.to_owned(),
+                    role: name.clone(),
+                    was: *was,
+                    served: *now_is,
+                });
+            }
+        }
+    }
+
+    let mut batch = Batch::new();
+    for (v, bytes) in &brought {
+        batch.write(repo.root_version(*v), bytes.clone());
+    }
+    let server_dir = repo.server_dir();
+    if server_dir.exists() {
+        // Delegation files that are no longer served go with the old state.
+        for (name, _) in state(&repo)?.map(|s| s.delegations).unwrap_or_default() {
+            if !delegations.contains_key(&name) {
+                batch.remove(server_file(&repo, &delegation_file(&name)));
+            }
+        }
+    }
+    batch.write(server_file(&repo, "root.json"), root_bytes.clone());
+    batch.write(server_file(&repo, "targets.json"), targets_bytes.clone());
+    batch.write(server_file(&repo, "snapshot.json"), snapshot_bytes.clone());
+    batch.write(
+        server_file(&repo, "timestamp.json"),
+        timestamp_bytes.clone(),
+    );
+    for (name, (bytes, _)) in &delegations {
+        batch.write(server_file(&repo, &delegation_file(name)), bytes.clone());
+    }
+    batch.write(server_file(&repo, "pull.json"), json_bytes(&record)?);
+    dir.commit(batch)?;
+    Ok(PullOutcome {
+        gun: gun.to_owned(),
+        new_root_versions: brought.iter().map(|(v, _)| v.get()).collect(),
+        record,
+        notes,
+    })
+}
