@@ -123,6 +123,9 @@ fn fetch(server: &TrustServer, gun: &str, name: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| refused(gun, format!("the server does not serve {name}")))
 }
 
+/// A root version and its file bytes.
+type RootVersion = (Version, Vec<u8>);
+
 /// Checks the served root against the chain kept here; returns it checked, with the newer
 /// versions the server's chain brought (bytes by version).
 fn check_served_root(
@@ -131,7 +134,7 @@ fn check_served_root(
     served: &[u8],
     now: UtcTime,
     notes: &mut Vec<String>,
-) -> Result<(CheckedRoot, Vec<(Version, Vec<u8>)>)> {
+) -> Result<(CheckedRoot, Vec<RootVersion>)> {
     let gun = repo.gun();
     let latest = repo.latest_root_version()?.ok_or_else(|| {
         refused(
