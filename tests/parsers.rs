@@ -2167,6 +2167,7 @@ static DRAFT: LazyLock<DraftFiles> = LazyLock::new(|| {
             keyid: keyid.clone(),
             key_id: facts.canonical.clone(),
             uri: uri.clone(),
+            previous: false,
         });
         inventory.keys.push(InventoryKey {
             uri,
@@ -2186,6 +2187,7 @@ static DRAFT: LazyLock<DraftFiles> = LazyLock::new(|| {
         format: 1,
         gun: GUN.into(),
         created: "2026-11-28T07:39:08Z".into(),
+        purpose: "a new repository".into(),
         root: PendingDoc::of(root.signed.version.get(), &root_signed),
         targets: PendingDoc::of(targets.signed.version.get(), &targets_signed),
         snapshot: SnapshotPlan::Offline {
@@ -2197,6 +2199,7 @@ static DRAFT: LazyLock<DraftFiles> = LazyLock::new(|| {
             role: RoleName::Timestamp,
             keyid: root.signed.roles.timestamp.keyids[0].clone(),
         }],
+        delegations: Default::default(),
         exported: None,
     };
     let pending = |name: &str| format!("repos/{GUN}/pending/{name}");
