@@ -467,6 +467,14 @@ pub enum Error {
         /// What the server holds.
         detail: String,
     },
+    /// A change needs the repository's current state from the server first.
+    #[error("cannot change {gun} yet: {detail}")]
+    NeedsPull {
+        /// The GUN.
+        gun: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -524,6 +532,7 @@ impl Error {
             Error::PullRefused { .. } => "the server does not serve the repository this trust directory made; do not sign anything on top of it until you know why (another publisher, a wrong --server or --gun, or an attack)".into(),
             Error::Rollback { .. } => "a server (or someone between it and you) is serving old metadata, which would undo revocations; do not sign on top of it, and ask the server's operator".into(),
             Error::ServerNotOurs { .. } => "someone else published to this repository, or this export belongs to another chain (or another --gun); compare the server's root with the trust directory (`rootkeeper server pull`) before doing anything".into(),
+            Error::NeedsPull { .. } => "on the online machine: `rootkeeper server pull --server URL --gun GUN` (with this trust directory), then carry it back here".into(),
             _ => return None,
         })
     }

@@ -192,7 +192,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                     s.root.signers.len(),
                     s.expires
                 );
-                fingerprint_text(&mut text, ROOT_FINGERPRINT, &s.fingerprint);
+                fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
             }
             let _ = writeln!(
                 text,
@@ -262,7 +262,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                     "{}: draft root v{}, expires {}, made {}",
                     s.gun, s.version, s.expires, s.created
                 );
-                fingerprint_text(&mut text, ROOT_FINGERPRINT, &s.fingerprint);
+                fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
                 status_text(&mut text, s);
             }
             Ok(Output::new(text, json!({"drafts": json(&statuses)})))
@@ -304,8 +304,12 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
 }
 
 /// How the fingerprint of a draft is introduced.
-const ROOT_FINGERPRINT: &str =
-    "fingerprint (SHA-256 of the root's signed bytes, what custodians sign)";
+fn draft_fingerprint_label(s: &DraftStatus) -> String {
+    format!(
+        "fingerprint (SHA-256 of the {}'s signed bytes, what custodians sign)",
+        s.fingerprint_of
+    )
+}
 
 /// The fingerprint as hex in groups of 4 and as 8 numbered groups of 4 PGP words.
 pub fn fingerprint_text(text: &mut String, label: &str, fp: &Fingerprint) {
@@ -392,7 +396,7 @@ fn plan_text(plan: &SignPlan) -> String {
             "{}: root v{} ({} of {} root signatures so far), expires {}",
             s.gun, s.version, s.root.signed, s.root.threshold, s.expires
         );
-        fingerprint_text(&mut text, ROOT_FINGERPRINT, &s.fingerprint);
+        fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
         for p in &d.signatures {
             let _ = writeln!(
                 text,

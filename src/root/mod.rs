@@ -3,6 +3,7 @@
 //! missing, `export` verifies with every client rule and writes the files the trust server
 //! takes.
 
+pub mod change;
 pub mod draft;
 pub mod export;
 pub mod init;
