@@ -475,6 +475,14 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// A rotation that the keys that can still sign cannot complete.
+    #[error("the new root of {gun} could never be completed: {detail}; nothing was signed")]
+    RotationImpossible {
+        /// The GUN.
+        gun: String,
+        /// What is missing.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -533,6 +541,7 @@ impl Error {
             Error::Rollback { .. } => "a server (or someone between it and you) is serving old metadata, which would undo revocations; do not sign on top of it, and ask the server's operator".into(),
             Error::ServerNotOurs { .. } => "someone else published to this repository, or this export belongs to another chain (or another --gun); compare the server's root with the trust directory (`rootkeeper server pull`) before doing anything".into(),
             Error::NeedsPull { .. } => "on the online machine: `rootkeeper server pull --server URL --gun GUN` (with this trust directory), then carry it back here".into(),
+            Error::RotationImpossible { .. } => "find the missing tokens (`rootkeeper key list` shows where each key lives) or, if they are gone for good, see docs/recovery.md: without the previous root's threshold no client will accept a new root".into(),
             _ => return None,
         })
     }

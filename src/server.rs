@@ -277,6 +277,19 @@ impl TrustServer {
         Ok(body)
     }
 
+    /// Asks the server for a new key for `role` (`timestamp` or `snapshot`) of `gun`
+    /// (`POST …/<role>.key`); the repository keeps using the old one until a root naming the
+    /// new one is published.
+    pub fn rotate_role_key(&self, gun: &str, role: &str) -> Result<Vec<u8>> {
+        let url = self.tuf_url(gun, &format!("{role}.key"));
+        let (status, body) = self.answer(&url, self.agent.post(&url).send_empty())?;
+        if status != 200 {
+            return Err(Self::server_error(&url, status, &body));
+        }
+        notary::parse_server_key(&url, &body).map_err(quoting_server)?;
+        Ok(body)
+    }
+
     /// Publishes `files` (role name, exact bytes) for `gun` in one multipart POST, as the
     /// notary client does: one part per role, field `files`, filename = the role.
     pub fn publish(&self, gun: &str, files: &[(&str, &[u8])]) -> Result<()> {

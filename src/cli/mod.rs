@@ -7,6 +7,7 @@
 mod inspect;
 mod key;
 mod root;
+mod rotate;
 mod server;
 mod terminal;
 mod token;

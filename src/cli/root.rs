@@ -112,6 +112,14 @@ pub enum RootCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Draft the next root version with root keys added, removed or replaced, or another
+    /// threshold (after `server pull`). The previous root's keys sign it too.
+    Rotate(super::rotate::RotateArgs),
+    /// Draft the next root version with a later expiry; certificates that would expire before
+    /// it are re-issued (each such key then signs under both certificates).
+    Renew(super::rotate::RenewArgs),
+    /// Draft the next root version with a new repository (targets), snapshot or timestamp key.
+    RotateKey(super::rotate::RotateKeyArgs),
 }
 
 pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
@@ -272,6 +280,9 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             files,
             trusted,
         } => verify_cmd(ctx, &guns, &files, trusted.as_deref()),
+        RootCommand::Rotate(args) => super::rotate::rotate_cmd(ctx, args),
+        RootCommand::Renew(args) => super::rotate::renew_cmd(ctx, args),
+        RootCommand::RotateKey(args) => super::rotate::rotate_key_cmd(ctx, args),
         RootCommand::Export { guns, out } => {
             let guns = guns.resolve()?;
             let dir = ctx.trust_dir()?;
@@ -354,6 +365,12 @@ fn role_text(text: &mut String, name: &str, role: &RoleStatus) {
     }
 }
 
+/// A draft's fingerprint and signature state, as `root status` shows it.
+pub(super) fn draft_text(text: &mut String, s: &DraftStatus) {
+    fingerprint_text(text, &draft_fingerprint_label(s), &s.fingerprint);
+    status_text(text, s);
+}
+
 fn status_text(text: &mut String, s: &DraftStatus) {
     role_text(text, "root:", &s.root);
     if let Some(previous) = &s.previous_root {
@@ -426,7 +443,7 @@ fn plan_text(plan: &SignPlan) -> String {
 }
 
 /// Server keys for every GUN: one FILE for all, or DIR/<gun>/<role>.key.json each.
-fn server_keys(
+pub(super) fn server_keys(
     path: &Path,
     guns: &[String],
     role: &str,

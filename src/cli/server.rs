@@ -40,6 +40,10 @@ pub enum ServerCommand {
         /// Output FILE (one GUN) or DIR (writes DIR/<gun>/timestamp.key.json).
         #[arg(long, value_name = "FILE|DIR")]
         out: PathBuf,
+        /// Ask the server for a NEW timestamp key (for `root rotate-key timestamp`); the old
+        /// one stays in use until a root naming the new one is published.
+        #[arg(long)]
+        rotate: bool,
     },
     /// Fetch each GUN's server-held snapshot key, for `root init --server-snapshot`.
     SnapshotKey {
@@ -50,6 +54,9 @@ pub enum ServerCommand {
         /// Output FILE (one GUN) or DIR (writes DIR/<gun>/snapshot.key.json).
         #[arg(long, value_name = "FILE|DIR")]
         out: PathBuf,
+        /// Ask the server for a NEW snapshot key.
+        #[arg(long)]
+        rotate: bool,
     },
     /// Download the repository's current metadata, verify it against the root chain kept in
     /// the trust directory, and keep it there for the offline machine.
@@ -75,12 +82,18 @@ pub enum ServerCommand {
 
 pub fn run(ctx: &Ctx, cmd: ServerCommand) -> anyhow::Result<Output> {
     match cmd {
-        ServerCommand::TimestampKey { server, guns, out } => {
-            fetch_keys(&server, &guns, &out, "timestamp")
-        }
-        ServerCommand::SnapshotKey { server, guns, out } => {
-            fetch_keys(&server, &guns, &out, "snapshot")
-        }
+        ServerCommand::TimestampKey {
+            server,
+            guns,
+            out,
+            rotate,
+        } => fetch_keys(&server, &guns, &out, "timestamp", rotate),
+        ServerCommand::SnapshotKey {
+            server,
+            guns,
+            out,
+            rotate,
+        } => fetch_keys(&server, &guns, &out, "snapshot", rotate),
         ServerCommand::Publish { dir, server, guns } => publish(ctx, &dir, &server, &guns),
         ServerCommand::Pull { server, guns } => pull(ctx, &server, &guns),
     }
@@ -91,13 +104,18 @@ fn fetch_keys(
     guns: &GunArgs,
     out: &Path,
     role: &str,
+    rotate: bool,
 ) -> anyhow::Result<Output> {
     let guns = guns.resolve()?;
     let client = server.connect()?;
     let mut text = String::new();
     let mut docs = Vec::new();
     for gun in &guns {
-        let bytes = client.role_key(gun, role)?;
+        let bytes = if rotate {
+            client.rotate_role_key(gun, role)?
+        } else {
+            client.role_key(gun, role)?
+        };
         let key = notary::parse_server_key(role, &bytes)?;
         let path = if guns.len() == 1 && !out.is_dir() {
             out.to_owned()

@@ -129,6 +129,7 @@ pub fn signer_for(
             key_id: facts.canonical.clone(),
             uri: entry.uri.clone(),
             previous,
+            legacy: None,
         })
 }
 
@@ -268,6 +269,7 @@ pub fn write_draft(
         root_signed,
         keys,
         previous,
+        legacy: BTreeMap::new(),
         targets,
         targets_signed,
         snapshot: None,

@@ -102,6 +102,11 @@ pub struct DraftSigner {
     /// previous root's key ID for it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub previous: bool,
+    /// For an optional signature by a key of an older root version (`root rotate --legacy`),
+    /// under that version's key ID for it: the version. Clients that trusted that version
+    /// then accept the new root at once, without walking the versions between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<u64>,
 }
 
 /// A key the server holds, named in the draft's root.
@@ -163,12 +168,19 @@ impl Draft {
     pub fn signers(&self, role: RoleName) -> impl Iterator<Item = &DraftSigner> {
         self.signers
             .iter()
-            .filter(move |s| s.role == role && !s.previous)
+            .filter(move |s| s.role == role && !s.previous && s.legacy.is_none())
     }
 
     /// The signers the new root needs from the previous root.
     pub fn previous_signers(&self) -> impl Iterator<Item = &DraftSigner> {
-        self.signers.iter().filter(|s| s.previous)
+        self.signers
+            .iter()
+            .filter(|s| s.previous && s.legacy.is_none())
+    }
+
+    /// The optional signers from older root versions (`--legacy`).
+    pub fn legacy_signers(&self) -> impl Iterator<Item = &DraftSigner> {
+        self.signers.iter().filter(|s| s.legacy.is_some())
     }
 
     /// The file bytes.
@@ -228,6 +240,8 @@ pub struct PendingDraft {
     pub keys: BTreeMap<KeyId, KeyFacts>,
     /// The root it replaces, when the draft signs a new root above version 1.
     pub previous: Option<PreviousRoot>,
+    /// Older root versions whose keys may also sign (`--legacy`), by version.
+    pub legacy: BTreeMap<u64, PreviousRoot>,
     /// The targets (new or current).
     pub targets: Signed<Targets>,
     /// Its canonical signed bytes.
@@ -278,6 +292,20 @@ impl PendingDraft {
                 &self.root_signed,
                 &previous.keys,
                 &previous.doc.signed.roles.root,
+                &self.fresh,
+            ),
+            None => SignatureReport::default(),
+        }
+    }
+
+    /// Who of an older root version's keys has signed the new root (`--legacy`).
+    pub fn legacy_signatures(&self, version: u64) -> SignatureReport {
+        match self.legacy.get(&version) {
+            Some(old) => verify::signature_report_trusting(
+                &self.root,
+                &self.root_signed,
+                &old.keys,
+                &old.doc.signed.roles.root,
                 &self.fresh,
             ),
             None => SignatureReport::default(),
@@ -412,6 +440,27 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
     } else {
         None
     };
+    let mut legacy = BTreeMap::new();
+    for v in draft.legacy_signers().filter_map(|s| s.legacy) {
+        if legacy.contains_key(&v) {
+            continue;
+        }
+        let older = Version::new(v)?;
+        if !draft.root.sign || older.get().saturating_add(1) >= version.get() {
+            return Err(mismatch(
+                repo,
+                DRAFT_FILE,
+                format!(
+                    "names a legacy signer of root version {v}, which is not older than the previous root"
+                ),
+            ));
+        }
+        let path = repo.root_version(older);
+        let bytes = repo.read(&path)?;
+        let doc = Signed::<Root>::parse(&path.display().to_string(), &bytes)?;
+        let keys = verify::key_table(&path.display().to_string(), &doc.signed.keys)?;
+        legacy.insert(v, PreviousRoot { doc, keys });
+    }
     let targets_path = repo.pending("targets.json");
     let targets = Signed::<Targets>::parse(
         &targets_path.display().to_string(),
@@ -448,6 +497,7 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         &root.signed,
         &keys,
         previous.as_ref(),
+        &legacy,
         inventory,
     )?;
     let root_signers: Vec<&KeyId> = draft
@@ -488,6 +538,7 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
         root_signed,
         keys,
         previous,
+        legacy,
         targets,
         targets_signed,
         snapshot,
@@ -537,6 +588,7 @@ fn check_accounting(
     root: &Root,
     keys: &BTreeMap<KeyId, KeyFacts>,
     previous: Option<&PreviousRoot>,
+    legacy: &BTreeMap<u64, PreviousRoot>,
     inventory: &Inventory,
 ) -> Result<()> {
     if draft.root.sign {
@@ -591,7 +643,21 @@ fn check_accounting(
         }
     }
     for signer in &draft.signers {
-        let table = if signer.previous {
+        let table = if let Some(v) = signer.legacy {
+            match legacy.get(&v) {
+                Some(old) if old.doc.signed.roles.root.keyids.contains(&signer.keyid) => &old.keys,
+                _ => {
+                    return Err(mismatch(
+                        repo,
+                        DRAFT_FILE,
+                        format!(
+                            "names {} as a key of root version {v}, which it is not",
+                            signer.keyid
+                        ),
+                    ));
+                }
+            }
+        } else if signer.previous {
             match previous {
                 Some(p) if p.doc.signed.roles.root.keyids.contains(&signer.keyid) => &p.keys,
                 _ => {
@@ -713,6 +779,15 @@ fn role_status<'a>(
     }
 }
 
+/// The optional signatures of one older root version.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegacyStatus {
+    /// The version.
+    pub version: u64,
+    /// Its keys' signatures on the new root.
+    pub signatures: RoleStatus,
+}
+
 /// A token still needed, in the smallest set that completes every threshold.
 #[derive(Debug, Clone, Serialize)]
 pub struct NeededKey {
@@ -745,6 +820,9 @@ pub struct DraftStatus {
     pub root: RoleStatus,
     /// Signatures by the previous root's keys, which a new root above version 1 needs too.
     pub previous_root: Option<RoleStatus>,
+    /// Optional signatures by older root versions' keys (`--legacy`), by version: with a
+    /// version's threshold met, clients that trusted it take the new root at once.
+    pub legacy: Vec<LegacyStatus>,
     /// Targets signatures.
     pub targets: RoleStatus,
     /// `server-managed`, `signed`, or why it is not signed yet.
@@ -861,6 +939,21 @@ pub fn status(pending: &PendingDraft) -> DraftStatus {
         pending.root.signed.roles.targets.threshold.get(),
         &pending.targets_signatures(),
     );
+    let legacy = pending
+        .legacy
+        .iter()
+        .map(|(version, old)| LegacyStatus {
+            version: *version,
+            signatures: role_status(
+                true,
+                draft
+                    .legacy_signers()
+                    .filter(|s| s.legacy == Some(*version)),
+                old.doc.signed.roles.root.threshold.get(),
+                &pending.legacy_signatures(*version),
+            ),
+        })
+        .collect();
     let mut lists: Vec<(&str, &RoleStatus, Vec<&DraftSigner>)> = vec![
         ("root", &root, draft.signers(RoleName::Root).collect()),
         (
@@ -903,6 +996,7 @@ pub fn status(pending: &PendingDraft) -> DraftStatus {
         },
         root,
         previous_root,
+        legacy,
         targets,
         snapshot,
         needed,

@@ -48,7 +48,12 @@ pub struct InitRequest {
     pub replace_draft: bool,
 }
 
-fn inventory_entry(key: &KeyDescription, role: Option<&str>, now: UtcTime) -> Result<InventoryKey> {
+/// The inventory entry of a key read from a token.
+pub fn inventory_entry(
+    key: &KeyDescription,
+    role: Option<&str>,
+    now: UtcTime,
+) -> Result<InventoryKey> {
     let public = notary::ecdsa_key(&key.public_key)?;
     Ok(InventoryKey {
         uri: key.uri.clone(),
@@ -233,6 +238,7 @@ pub fn init(
                 key_id: resolved.key_id.clone(),
                 uri: resolved.uri.clone(),
                 previous: false,
+                legacy: None,
             });
             root_ids.push(keyid.clone());
             keys.insert(keyid, key);
@@ -247,6 +253,7 @@ pub fn init(
                     key_id: r.key_id.clone(),
                     uri: r.uri.clone(),
                     previous: false,
+                    legacy: None,
                 }),
                 None => server_keys.push(ServerKey {
                     role,
@@ -320,6 +327,7 @@ pub fn init(
             root_signed,
             keys,
             previous: None,
+            legacy: BTreeMap::new(),
             targets: targets_doc,
             targets_signed,
             snapshot: None,

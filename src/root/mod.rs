@@ -9,6 +9,7 @@ pub mod export;
 pub mod init;
 pub mod publish;
 pub mod pull;
+pub mod rotate;
 pub mod sign;
 
 pub use draft::{DraftStatus, RoleStatus, SignerState};

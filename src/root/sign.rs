@@ -149,90 +149,105 @@ pub fn plan(
         let mut signatures = Vec::new();
         let mut notes = Vec::new();
         // The groups of signatures the draft collects: the new root under its threshold, the
-        // previous root's keys (a new root above version 1), the targets.
-        let groups: Vec<(RoleName, bool, &str, u64, u64)> = [
-            (
-                RoleName::Root,
-                false,
-                "root",
-                before.root.threshold,
-                before.root.signed,
-                pending.draft.root.sign,
-            ),
-            (
-                RoleName::Root,
-                true,
-                "root (previous keys)",
-                before.previous_root.as_ref().map_or(0, |p| p.threshold),
-                before.previous_root.as_ref().map_or(0, |p| p.signed),
-                before.previous_root.is_some(),
-            ),
-            (
-                RoleName::Targets,
-                false,
-                "targets",
-                before.targets.threshold,
-                before.targets.signed,
-                pending.draft.targets.sign,
-            ),
-        ]
-        .into_iter()
-        .filter(|g| g.5)
-        .map(|(role, previous, label, threshold, signed, _)| {
-            (role, previous, label, threshold, signed)
-        })
-        .collect();
-        let reports = [
-            pending.root_signatures(),
-            pending.previous_signatures(),
-            pending.targets_signatures(),
-        ];
+        // previous root's keys (a new root above version 1), older versions' keys (optional,
+        // `--legacy`), the targets.
+        struct Group<'a> {
+            label: String,
+            role: RoleName,
+            threshold: u64,
+            signed: u64,
+            required: bool,
+            signers: Vec<&'a crate::root::draft::DraftSigner>,
+            report: crate::tuf::verify::SignatureReport,
+        }
+        let draft = &pending.draft;
+        let mut groups: Vec<Group<'_>> = Vec::new();
+        if draft.root.sign {
+            groups.push(Group {
+                label: "root".into(),
+                role: RoleName::Root,
+                threshold: before.root.threshold,
+                signed: before.root.signed,
+                required: true,
+                signers: draft.signers(RoleName::Root).collect(),
+                report: pending.root_signatures(),
+            });
+        }
+        if let Some(previous) = &before.previous_root {
+            groups.push(Group {
+                label: "root (the previous root's keys)".into(),
+                role: RoleName::Root,
+                threshold: previous.threshold,
+                signed: previous.signed,
+                required: true,
+                signers: draft.previous_signers().collect(),
+                report: pending.previous_signatures(),
+            });
+        }
+        for legacy in &before.legacy {
+            groups.push(Group {
+                label: format!("root (root v{}'s keys, optional)", legacy.version),
+                role: RoleName::Root,
+                threshold: legacy.signatures.threshold,
+                signed: legacy.signatures.signed,
+                required: false,
+                signers: draft
+                    .legacy_signers()
+                    .filter(|s| s.legacy == Some(legacy.version))
+                    .collect(),
+                report: pending.legacy_signatures(legacy.version),
+            });
+        }
+        if draft.targets.sign {
+            groups.push(Group {
+                label: "targets".into(),
+                role: RoleName::Targets,
+                threshold: before.targets.threshold,
+                signed: before.targets.signed,
+                required: true,
+                signers: draft.signers(RoleName::Targets).collect(),
+                report: pending.targets_signatures(),
+            });
+        }
         let mut completes = true;
-        for &(role, previous, label, threshold, signed) in &groups {
-            let report = match (role, previous) {
-                (RoleName::Root, false) => &reports[0],
-                (RoleName::Root, true) => &reports[1],
-                _ => &reports[2],
-            };
+        for group in &groups {
             let mut added: BTreeSet<&KeyId> = BTreeSet::new();
-            for signer in pending
-                .draft
-                .signers
-                .iter()
-                .filter(|s| s.role == role && s.previous == previous)
-            {
+            for signer in &group.signers {
                 let Some(key) = planned_keys.iter_mut().find(|k| k.key_id == signer.key_id) else {
                     continue;
                 };
-                if report.valid.contains(&signer.keyid) {
+                if group.report.valid.contains(&signer.keyid) {
                     notes.push(format!(
-                        "{label} already carries the signature of key {}",
-                        signer.key_id
+                        "{} already carries the signature of key {}",
+                        group.label, signer.key_id
                     ));
                     continue;
                 }
                 added.insert(&signer.key_id);
-                // One signature per key ID and document, even when the key signs for the new
-                // and the previous root under the same certificate.
+                // One signature per key ID and document, even when a key signs for the new
+                // and an older root under the same certificate.
                 if signatures
                     .iter()
-                    .any(|p: &PlannedSignature| p.role == role && p.keyid == signer.keyid)
+                    .any(|p: &PlannedSignature| p.role == group.role && p.keyid == signer.keyid)
                 {
                     continue;
                 }
-                key.signs.push(format!("{label} of {gun}"));
+                key.signs.push(format!("{} of {gun}", group.label));
                 signatures.push(PlannedSignature {
-                    role,
+                    role: group.role,
                     keyid: signer.keyid.clone(),
                     key_id: signer.key_id.clone(),
-                    replaces_invalid: report.invalid.contains(&signer.keyid),
+                    replaces_invalid: group.report.invalid.contains(&signer.keyid),
                 });
             }
-            let after = signed.saturating_add(u64::try_from(added.len()).unwrap_or(u64::MAX));
-            if after < threshold {
+            let after = group
+                .signed
+                .saturating_add(u64::try_from(added.len()).unwrap_or(u64::MAX));
+            if after < group.threshold && group.required {
                 completes = false;
                 notes.push(format!(
-                    "{label} will have {after} of {threshold} signatures"
+                    "{} will have {after} of {} signatures",
+                    group.label, group.threshold
                 ));
             }
         }

@@ -199,6 +199,11 @@ impl UtcTime {
         UtcTime { secs, nanos }.clamped()
     }
 
+    /// Whole days from `earlier` until `self` (negative when `earlier` is later).
+    pub fn days_since(self, earlier: UtcTime) -> i64 {
+        earlier.days_until(self)
+    }
+
     /// Whole days from `self` until `later` (negative when `later` is earlier).
     pub fn days_until(self, later: UtcTime) -> i64 {
         later
