@@ -2168,6 +2168,7 @@ static DRAFT: LazyLock<DraftFiles> = LazyLock::new(|| {
             key_id: facts.canonical.clone(),
             uri: uri.clone(),
             previous: false,
+            legacy: None,
         });
         inventory.keys.push(InventoryKey {
             uri,
