@@ -483,6 +483,16 @@ pub enum Error {
         /// What is missing.
         detail: String,
     },
+    /// A new root names a new repository key, and targets.json is not re-signed with it.
+    #[error(
+        "root v{version} of {gun} names a new repository (targets) key, but its draft does not re-sign targets.json with it; exported alone it would break every client"
+    )]
+    TargetsNotResigned {
+        /// The GUN.
+        gun: String,
+        /// The new root's version.
+        version: u64,
+    },
 }
 
 impl Error {
@@ -542,6 +552,7 @@ impl Error {
             Error::ServerNotOurs { .. } => "someone else published to this repository, or this export belongs to another chain (or another --gun); compare the server's root with the trust directory (`rootkeeper server pull`) before doing anything".into(),
             Error::NeedsPull { .. } => "on the online machine: `rootkeeper server pull --server URL --gun GUN` (with this trust directory), then carry it back here".into(),
             Error::RotationImpossible { .. } => "find the missing tokens (`rootkeeper key list` shows where each key lives) or, if they are gone for good, see docs/recovery.md: without the previous root's threshold no client will accept a new root".into(),
+            Error::TargetsNotResigned { .. } => "make the draft with `rootkeeper root rotate-key targets --key URI`, which re-signs targets.json with the new key (above the server's version)".into(),
             _ => return None,
         })
     }

@@ -330,7 +330,8 @@ impl SoftHsm {
     pub fn timestamp_key(&self, server: Option<&NotaryServer>, gun: &str, out: &str) {
         match server {
             Some(server) => {
-                self.ok(&[
+                let ca = server.ca_file().display().to_string();
+                let mut args = vec![
                     "server",
                     "timestamp-key",
                     "--server",
@@ -339,7 +340,11 @@ impl SoftHsm {
                     gun,
                     "--out",
                     out,
-                ]);
+                ];
+                if server.url.starts_with("https://") {
+                    args.extend(["--ca", &ca]);
+                }
+                self.ok(&args);
             }
             None => {
                 std::fs::copy(

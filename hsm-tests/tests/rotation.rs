@@ -3,7 +3,8 @@
 //! repository; each new root's signatures verify with p256 against the previous version's
 //! certificates, over bytes sliced from the raw file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -24,7 +25,7 @@ struct Repo {
 impl Repo {
     fn new(gun: &'static str) -> Repo {
         let hsm = SoftHsm::new();
-        let server = NotaryServer::start();
+        let server = NotaryServer::start_tls();
         let roots = hsm.draft_2_of_3(gun, Some(&server));
         let mut sign = vec![
             "root".to_string(),
@@ -58,10 +59,49 @@ impl Repo {
         self.server.url.clone()
     }
 
+    fn ca(&self) -> String {
+        self.server.ca_file().display().to_string()
+    }
+
+    /// A server command with `--server URL --ca FILE` appended.
+    fn online(&self, args: &[&str]) -> String {
+        let (url, ca) = (self.url(), self.ca());
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", &url, "--ca", &ca]);
+        self.hsm.ok(&all)
+    }
+
     fn pull(&self) {
-        let url = self.url();
-        self.hsm
-            .ok(&["server", "pull", "--server", &url, "--gun", self.gun]);
+        self.online(&["server", "pull", "--gun", self.gun]);
+    }
+
+    /// `docker trust inspect --pretty` against the server (https, the test CA in
+    /// `$DOCKER_CONFIG/tls/HOST:PORT/`): the Root and Repository key lines.
+    fn docker_admin_keys(&self) -> (String, String) {
+        let config = self.hsm.path().join("docker");
+        let host = self.url().trim_start_matches("https://").to_owned();
+        let tls = config.join("tls").join(&host);
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(self.server.ca_file(), tls.join("ca.crt")).unwrap();
+        let out = Command::new("docker")
+            .args(["trust", "inspect", "--pretty", self.gun])
+            .env("DOCKER_CONFIG", &config)
+            .env("DOCKER_CONTENT_TRUST_SERVER", self.url())
+            .output()
+            .expect("docker CLI (apt-get install docker.io)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "docker trust inspect failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = |name: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .map(|rest| rest.trim().to_owned())
+                .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        };
+        (line("Root Key:"), line("Repository Key:"))
     }
 
     /// Exports and publishes the pending draft, then checks both clients.
@@ -70,12 +110,24 @@ impl Repo {
         let out = format!("out-{}", self.published);
         self.hsm
             .ok(&["root", "export", "--gun", self.gun, "--out", &out]);
-        let url = self.url();
-        self.hsm.ok(&[
-            "--yes", "server", "publish", &out, "--server", &url, "--gun", self.gun,
-        ]);
+        self.online(&["--yes", "server", "publish", &out, "--gun", self.gun]);
         self.both_clients_trust();
         self.pull();
+        // docker sees the root and repository keys of the root just published.
+        let root: Value = serde_json::from_slice(&self.exported("root.json")).unwrap();
+        let ids = |role: &str| {
+            let mut ids: Vec<String> = root["signed"]["roles"][role]["keyids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids.join(", ")
+        };
+        let (docker_root, docker_repo) = self.docker_admin_keys();
+        assert_eq!(docker_root, ids("root"), "docker's Root Key");
+        assert_eq!(docker_repo, ids("targets"), "docker's Repository Key");
     }
 
     fn both_clients_trust(&self) {
@@ -191,7 +243,7 @@ fn swapping_one_of_three_root_keys_is_accepted_by_old_and_new_clients() {
     assert_eq!(st["ready"], false);
 
     // Only the new key: not enough for either threshold.
-    repo.sign(&[root_d.clone()]);
+    repo.sign(std::slice::from_ref(&root_d));
     let err = repo
         .hsm
         .fails(1, &["root", "export", "--gun", gun, "--out", "early"]);
@@ -297,17 +349,7 @@ fn threshold_change_renewal_and_key_rotations_keep_every_client() {
     assert!(targets["signed"]["version"].as_u64().unwrap() >= 2);
 
     // The snapshot key handed to the server.
-    let url = repo.url();
-    repo.hsm.ok(&[
-        "server",
-        "snapshot-key",
-        "--server",
-        &url,
-        "--gun",
-        gun,
-        "--out",
-        "snap.json",
-    ]);
+    repo.online(&["server", "snapshot-key", "--gun", gun, "--out", "snap.json"]);
     repo.hsm.ok(&[
         "root",
         "rotate-key",
@@ -330,12 +372,10 @@ fn threshold_change_renewal_and_key_rotations_keep_every_client() {
     );
 
     // The server's timestamp key rotated.
-    repo.hsm.ok(&[
+    repo.online(&[
         "server",
         "timestamp-key",
         "--rotate",
-        "--server",
-        &url,
         "--gun",
         gun,
         "--out",

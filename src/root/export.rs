@@ -83,6 +83,33 @@ pub fn verify_files(
     Ok((chain, verified))
 }
 
+/// A new root that names another repository key than the root it replaces must come with
+/// targets.json re-signed by that key: the server would take the root alone, and then every
+/// client would refuse the repository (its targets no longer verify).
+fn forgets_targets(pending: &draft::PendingDraft) -> Result<()> {
+    let Some(previous) = &pending.previous else {
+        return Ok(());
+    };
+    let canonical = |keys: &std::collections::BTreeMap<
+        crate::tuf::model::KeyId,
+        crate::tuf::verify::KeyFacts,
+    >,
+                     ids: &[crate::tuf::model::KeyId]| {
+        ids.iter()
+            .filter_map(|id| keys.get(id).map(|f| f.canonical.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let now_keys = canonical(&pending.keys, &pending.root.signed.roles.targets.keyids);
+    let before = canonical(&previous.keys, &previous.doc.signed.roles.targets.keyids);
+    if now_keys != before && !pending.draft.targets.sign {
+        return Err(Error::TargetsNotResigned {
+            gun: pending.draft.gun.clone(),
+            version: pending.root.signed.version.get(),
+        });
+    }
+    Ok(())
+}
+
 /// The GUN of the root.json an export folder already holds, if any.
 fn gun_in_folder(folder: &Path) -> Result<Option<String>> {
     let path = folder.join("root.json");
@@ -134,6 +161,7 @@ pub fn export(
         }
         let (files, needs_snapshot, record) = if repo.has_pending() {
             let pending = draft::load(&repo, &inventory)?;
+            forgets_targets(&pending)?;
             let snapshot = pending
                 .snapshot
                 .as_ref()
