@@ -489,3 +489,184 @@ fn a_rotation_without_a_pull_or_over_a_stale_server_is_refused() {
     assert!(err.contains("publish it and pull again"), "{err}");
     let _ = &mut repo;
 }
+
+/// `root rotate` for `guns` swapping `remove` for `add`.
+fn rotate_args(guns: &[&str], add: &str, remove: &str, legacy: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = vec!["root".into(), "rotate".into()];
+    for gun in guns {
+        args.extend(["--gun".into(), (*gun).into()]);
+    }
+    args.extend([
+        "--add-root-key".into(),
+        add.into(),
+        "--remove-root-key".into(),
+        remove.into(),
+    ]);
+    if let Some(n) = legacy {
+        args.extend(["--legacy".into(), n.into()]);
+    }
+    args
+}
+
+#[test]
+fn five_rotations_across_two_guns_old_clients_walk_or_take_the_newest_directly() {
+    let (walk, jump) = ("example.com/chain/walk", "example.com/chain/jump");
+    let guns = [walk, jump];
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start_tls();
+    let (url, ca) = (server.url.clone(), server.ca_file().display().to_string());
+    let online = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &url, "--ca", &ca]);
+        hsm.ok(&all)
+    };
+    let both = ["--gun", walk, "--gun", jump];
+    let with_guns = |head: &[&str], tail: &[&str]| -> Vec<String> {
+        let mut v: Vec<&str> = head.to_vec();
+        v.extend(both);
+        v.extend(tail);
+        v.iter().map(|s| (*s).to_owned()).collect()
+    };
+    let roots = hsm.standard_keys();
+    let snapshot = hsm.key_uri("repo", "snapshot");
+    let targets = hsm.key_uri("repo", "targets");
+    online(&strs(&with_guns(
+        &["server", "timestamp-key"],
+        &["--out", "ts"],
+    )));
+    let mut init = hsm.init_2_of_3(&roots, "ts");
+    init.extend(both.map(String::from));
+    hsm.ok(&strs(&init));
+
+    // One sign command for both GUNs: one login per token (root-a, root-b, repo).
+    let run = hsm.run(&strs(&with_guns(
+        &["-v", "root", "sign"],
+        &[
+            "--key", &roots[0], "--key", &roots[1], "--key", &targets, "--key", &snapshot,
+        ],
+    )));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("logged in to").count(),
+        3,
+        "one login per token:\n{}",
+        run.stderr
+    );
+    let publish = |n: usize| -> Vec<Vec<u8>> {
+        let out = format!("out-{n}");
+        hsm.ok(&strs(&with_guns(&["root", "export"], &["--out", &out])));
+        online(&strs(&with_guns(
+            &["--yes", "server", "publish", &out],
+            &[],
+        )));
+        online(&strs(&with_guns(&["server", "pull"], &[])));
+        guns.iter()
+            .map(|g| std::fs::read(hsm.path().join(&out).join(g).join("root.json")).unwrap())
+            .collect()
+    };
+    let mut history = vec![publish(0)];
+
+    // Clients that trust v1 of each GUN, then stay offline through five rotations.
+    let frozen = |gun: &str| hsm.path().join(format!("frozen-{}", gun.replace('/', "_")));
+    for gun in guns {
+        let run = server.notary(&frozen(gun), &["list", gun]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    }
+
+    // Each rotation swaps the oldest root key for a new token's: after three, no key of v1 is
+    // left; after five, v6 holds f, g, h.
+    let mut current: Vec<String> = roots.clone();
+    for i in 0..5 {
+        let token = format!("root-{}", ["d", "e", "f", "g", "h"][i]);
+        hsm.token(&token);
+        let new_key = hsm.key(&token, "root", "root");
+        let removed = current.remove(0);
+        if i < 4 {
+            hsm.ok(&strs(&rotate_args(&guns, &new_key, &removed, None)));
+        } else {
+            hsm.ok(&strs(&rotate_args(&[walk], &new_key, &removed, None)));
+            hsm.ok(&strs(&rotate_args(&[jump], &new_key, &removed, Some("5"))));
+        }
+        if i == 4 {
+            // v1..v4's keys may sign the jump GUN's v6 too (optional legacy signatures);
+            // v1's a and b do, before the snapshot is signed over the root.
+            let st = status(&hsm, jump);
+            let legacy = st["legacy"].as_array().unwrap();
+            assert_eq!(
+                legacy
+                    .iter()
+                    .map(|l| l["version"].as_u64().unwrap())
+                    .collect::<Vec<_>>(),
+                vec![1, 2, 3, 4],
+                "{st:#}"
+            );
+            hsm.ok(&[
+                "root", "sign", "--gun", jump, "--key", &roots[0], "--key", &roots[1],
+            ]);
+        }
+        // The two keys kept sign for the previous root and the new one.
+        let (k1, k2) = (current[0].clone(), current[1].clone());
+        current.push(new_key);
+        let run = hsm.run(&strs(&with_guns(
+            &["-v", "root", "sign"],
+            &["--key", &k1, "--key", &k2, "--key", &snapshot],
+        )));
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            run.stderr.matches("logged in to").count(),
+            3,
+            "{}",
+            run.stderr
+        );
+        history.push(publish(i + 1));
+    }
+
+    // Every link verifies with p256 against the version before it, from the raw files.
+    for (g, _) in guns.iter().enumerate() {
+        for pair in history.windows(2) {
+            assert!(signatures_by_old_root(&pair[1][g], &pair[0][g]) >= 2);
+        }
+    }
+    assert_eq!(signatures_by_old_root(&history[5][1], &history[0][1]), 2);
+    assert_eq!(signatures_by_old_root(&history[5][0], &history[0][0]), 0);
+    // Six versions: <v>.root.json for 1..5 beside root.json.
+    for v in 1..=5 {
+        assert!(
+            hsm.path()
+                .join(format!("out-5/{walk}/{v}.root.json"))
+                .exists()
+        );
+    }
+
+    // root verify: the chain, and who jumps.
+    let verified = hsm.ok_json(&["root", "verify", "--gun", walk, "--gun", jump]);
+    let chains = verified["chains"].as_array().unwrap();
+    assert_eq!(chains[0]["newest"], 6);
+    assert_eq!(chains[0]["direct_from"], serde_json::json!([5]));
+    assert_eq!(chains[1]["direct_from"], serde_json::json!([1, 5]));
+    assert_eq!(chains[0]["links"].as_array().unwrap().len(), 6);
+
+    // The old clients update: one walks v2..v5, the other takes v6 at once.
+    let walked = server.notary(&frozen(walk), &["-D", "list", walk]);
+    assert_eq!(walked.code, 0, "{}\n{}", walked.stdout, walked.stderr);
+    assert!(
+        walked.stderr.contains("currently fetching 5"),
+        "the client walks the chain:\n{}",
+        walked.stderr
+    );
+    let jumped = server.notary(&frozen(jump), &["-D", "list", jump]);
+    assert_eq!(jumped.code, 0, "{}\n{}", jumped.stdout, jumped.stderr);
+    assert!(
+        !jumped.stderr.contains("currently fetching"),
+        "with --legacy 5 the client takes v6 directly:\n{}",
+        jumped.stderr
+    );
+    for gun in guns {
+        let cached =
+            std::fs::read(frozen(gun).join("tuf").join(gun).join("metadata/root.json")).unwrap();
+        let newest = std::fs::read(hsm.path().join(format!("out-5/{gun}/root.json"))).unwrap();
+        assert_eq!(cached, newest, "{gun}: the old client now trusts v6");
+        let fresh = server.notary(&hsm.path().join("fresh"), &["list", gun]);
+        assert_eq!(fresh.code, 0, "{}", fresh.stderr);
+    }
+}

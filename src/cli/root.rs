@@ -380,6 +380,16 @@ fn status_text(text: &mut String, s: &DraftStatus) {
             previous,
         );
     }
+    for legacy in &s.legacy {
+        role_text(
+            text,
+            &format!(
+                "root v{} keys (optional, --legacy: its clients then take this root directly):",
+                legacy.version
+            ),
+            &legacy.signatures,
+        );
+    }
     role_text(text, "targets:", &s.targets);
     let _ = writeln!(text, "  snapshot: {}", s.snapshot);
     if !s.ready && !s.needed.is_empty() {
@@ -388,12 +398,58 @@ fn status_text(text: &mut String, s: &DraftStatus) {
             "  still needed (the fewest tokens that complete every threshold):"
         );
         for n in &s.needed {
+            let token = if n.token_label.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  (key {} on token {} serial {})",
+                    n.label, n.token_label, n.token_serial
+                )
+            };
             let _ = writeln!(
                 text,
-                "    key ID {}  {}  for {}",
+                "    key ID {}  {}{token}  for {}",
                 n.key_id,
                 n.uri,
                 n.for_.join(", ")
+            );
+        }
+    }
+    if !s.expiries.is_empty() {
+        let _ = writeln!(
+            text,
+            "  expiries: {}",
+            s.expiries
+                .iter()
+                .filter(|e| !e.what.starts_with("root certificate"))
+                .map(|e| format!("{} in {} days", e.what, e.days_left))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let certs: Vec<_> = s
+            .expiries
+            .iter()
+            .filter(|e| e.what.starts_with("root certificate"))
+            .collect();
+        if let Some(soonest) = certs.first() {
+            let _ = writeln!(
+                text,
+                "  root certificates: the first of {} expires in {} days ({})",
+                certs.len(),
+                soonest.days_left,
+                soonest.at
+            );
+        }
+        for e in s.expiries.iter().filter(|e| e.soon) {
+            let hint = if e.what.starts_with("root") {
+                format!("; `root renew --gun {}` drafts a later root", s.gun)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                text,
+                "warning: {} expires in {} days ({}){hint}",
+                e.what, e.days_left, e.at
             );
         }
     }
@@ -496,6 +552,32 @@ fn verified_text(text: &mut String, what: &str, v: &Verified) {
     );
 }
 
+/// The chain of root versions and what it means for older clients.
+fn chain_text(text: &mut String, chain: &root::chain::ChainReport) {
+    if chain.newest > 1 {
+        let _ = writeln!(
+            text,
+            "  chain: root v1 to v{} checked link by link; clients that trust {} take v{} directly{}",
+            chain.newest,
+            chain
+                .direct_from
+                .iter()
+                .map(|v| format!("v{v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            chain.newest,
+            if chain.direct_from.len() + 1 < usize::try_from(chain.newest).unwrap_or(usize::MAX) {
+                ", older ones walk every version in between"
+            } else {
+                ""
+            }
+        );
+    }
+    for w in &chain.warnings {
+        let _ = writeln!(text, "warning: {w}");
+    }
+}
+
 fn verify_cmd(
     ctx: &Ctx,
     guns: &GunArgs,
@@ -504,23 +586,31 @@ fn verify_cmd(
 ) -> anyhow::Result<Output> {
     let now = UtcTime::now();
     let mut text = String::new();
-    let mut results = Vec::new();
     if !files.is_empty() {
         let gun = guns.gun.first().map(String::as_str);
         let v = verify_files(files, gun, trusted, now)?;
         verified_text(&mut text, "files", &v);
-        results.push(v);
-    } else {
-        let guns = guns.resolve()?;
-        let dir = ctx.trust_dir_read()?;
-        for gun in &guns {
-            let repo = dir.repo(gun)?;
-            let v = root::verify_draft(&repo, now)?;
-            verified_text(&mut text, gun, &v);
-            results.push(v);
-        }
+        return Ok(Output::new(text, json!({"verified": [json(&v)]})));
     }
-    Ok(Output::new(text, json!({"verified": json(&results)})))
+    let guns = guns.resolve()?;
+    let dir = ctx.trust_dir_read()?;
+    let (mut results, mut chains) = (Vec::new(), Vec::new());
+    for gun in &guns {
+        let repo = dir.repo(gun)?;
+        let found = root::verify_gun(&repo, now)?;
+        verified_text(
+            &mut text,
+            &format!("{gun} ({})", found.checked),
+            &found.verified,
+        );
+        chain_text(&mut text, &found.chain);
+        results.push(found.verified);
+        chains.push(found.chain);
+    }
+    Ok(Output::new(
+        text,
+        json!({"verified": json(&results), "chains": json(&chains)}),
+    ))
 }
 
 /// Checks every file given: exactly one root.json, and any of targets, snapshot and timestamp

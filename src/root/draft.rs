@@ -503,6 +503,7 @@ pub fn load(repo: &RepoDir<'_>, inventory: &Inventory) -> Result<PendingDraft> {
     let root_signers: Vec<&KeyId> = draft
         .signers(RoleName::Root)
         .chain(draft.previous_signers())
+        .chain(draft.legacy_signers())
         .map(|s| &s.keyid)
         .collect();
     if draft.root.sign {
@@ -798,7 +799,29 @@ pub struct NeededKey {
     /// What its signatures complete, e.g. `root`, `previous root`, `targets`.
     #[serde(rename = "for")]
     pub for_: Vec<String>,
+    /// The key's label on its token (from the inventory; empty if it has no entry).
+    pub label: String,
+    /// The token's label.
+    pub token_label: String,
+    /// The token's serial.
+    pub token_serial: String,
 }
+
+/// One date after which something of the draft's version stops working.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expiry {
+    /// What expires: `root`, `targets`, `snapshot`, or `root certificate <key ID>`.
+    pub what: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Whole days from now (negative once passed).
+    pub days_left: i64,
+    /// Fewer than [`EXPIRY_WARNING_DAYS`] days left.
+    pub soon: bool,
+}
+
+/// Expiries closer than this many days are warned about.
+pub const EXPIRY_WARNING_DAYS: i64 = 90;
 
 /// The state of a draft.
 #[derive(Debug, Clone, Serialize)]
@@ -833,6 +856,56 @@ pub struct DraftStatus {
     pub ready: bool,
     /// When the draft was made.
     pub created: String,
+    /// Every expiry of the version drafted (roles, root certificates), soonest first.
+    pub expiries: Vec<Expiry>,
+}
+
+impl DraftStatus {
+    /// Fills in each needed key's label and token from the inventory.
+    pub fn describe_tokens(&mut self, inventory: &crate::trustdir::Inventory) {
+        for needed in &mut self.needed {
+            if let Some(entry) = inventory.by_key_id(needed.key_id.as_str()) {
+                needed.label.clone_from(&entry.label);
+                needed.token_label.clone_from(&entry.token_label);
+                needed.token_serial.clone_from(&entry.token_serial);
+            }
+        }
+    }
+}
+
+/// The expiries of a draft's version: root, each root certificate, targets, and an offline
+/// snapshot (the timestamp is the server's, which re-signs it).
+fn expiries(pending: &PendingDraft, now: UtcTime) -> Vec<Expiry> {
+    let mut out = Vec::new();
+    let mut push = |what: String, at: UtcTime| {
+        let days_left = now.days_until(at);
+        out.push(Expiry {
+            what,
+            at: at.to_go_string(),
+            days_left,
+            soon: days_left < EXPIRY_WARNING_DAYS,
+        });
+    };
+    push("root".into(), pending.root.signed.expires.instant());
+    for id in &pending.root.signed.roles.root.keyids {
+        if let Some(leaf) = pending.keys.get(id).and_then(|f| f.certs.first()) {
+            push(
+                format!("root certificate {id}"),
+                UtcTime::from_system(leaf.not_after),
+            );
+        }
+    }
+    push("targets".into(), pending.targets.signed.expires.instant());
+    match &pending.snapshot {
+        Some(snapshot) => push("snapshot".into(), snapshot.signed.expires.instant()),
+        None => {
+            if let Ok(Some((_, at))) = snapshot_expiry(&pending.draft.snapshot) {
+                push("snapshot".into(), at);
+            }
+        }
+    }
+    out.sort_by_key(|e| e.days_left);
+    out
 }
 
 /// The smallest set of the draft's keys not yet signed whose signatures complete every
@@ -911,13 +984,21 @@ fn smallest_completion(
                     })
                     .map(|(name, _, _)| (*name).to_owned())
                     .collect(),
+                label: String::new(),
+                token_label: String::new(),
+                token_serial: String::new(),
             })
             .collect()
     })
 }
 
-/// The state of a checked draft.
+/// The state of a checked draft, now.
 pub fn status(pending: &PendingDraft) -> DraftStatus {
+    status_at(pending, UtcTime::now())
+}
+
+/// The state of a checked draft at `now` (for the days left before each expiry).
+pub fn status_at(pending: &PendingDraft, now: UtcTime) -> DraftStatus {
     let draft = &pending.draft;
     let root = role_status(
         draft.root.sign,
@@ -1002,6 +1083,7 @@ pub fn status(pending: &PendingDraft) -> DraftStatus {
         needed,
         ready,
         created: draft.created.clone(),
+        expiries: expiries(pending, now),
     }
 }
 

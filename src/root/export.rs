@@ -3,6 +3,7 @@
 //! version kept for rotations, the last export, and the draft closed: an exported root is
 //! never signed again).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -10,9 +11,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::root::draft::{self, Exported};
 use crate::trustdir::{Batch, RepoDir, TrustDir};
-use crate::tuf::model::{Root, Signed, UtcTime, Version};
+use crate::tuf::model::{KeyId, Root, Signed, UtcTime, Version};
 use crate::tuf::notary;
-use crate::tuf::verify::{self, CheckedRoot, RepoFiles, Verified};
+use crate::tuf::verify::{self, CheckedRoot, KeyFacts, RepoFiles, Verified};
 
 /// What `root export` wrote for one GUN.
 #[derive(Debug, Clone, Serialize)]
@@ -90,14 +91,10 @@ fn forgets_targets(pending: &draft::PendingDraft) -> Result<()> {
     let Some(previous) = &pending.previous else {
         return Ok(());
     };
-    let canonical = |keys: &std::collections::BTreeMap<
-        crate::tuf::model::KeyId,
-        crate::tuf::verify::KeyFacts,
-    >,
-                     ids: &[crate::tuf::model::KeyId]| {
+    let canonical = |keys: &BTreeMap<KeyId, KeyFacts>, ids: &[KeyId]| {
         ids.iter()
             .filter_map(|id| keys.get(id).map(|f| f.canonical.clone()))
-            .collect::<std::collections::BTreeSet<_>>()
+            .collect::<BTreeSet<_>>()
     };
     let now_keys = canonical(&pending.keys, &pending.root.signed.roles.targets.keyids);
     let before = canonical(&previous.keys, &previous.doc.signed.roles.targets.keyids);
@@ -109,6 +106,19 @@ fn forgets_targets(pending: &draft::PendingDraft) -> Result<()> {
     }
     Ok(())
 }
+
+/// The files of a GUN's last export (root, targets, snapshot if signed offline), if any.
+pub fn last_export_files(repo: &RepoDir<'_>) -> Result<Option<ExportFiles>> {
+    let Some(root) = repo.read_optional(&repo.exported("root.json"))? else {
+        return Ok(None);
+    };
+    let targets = repo.read(&repo.exported("targets.json"))?;
+    let snapshot = repo.read_optional(&repo.exported("snapshot.json"))?;
+    Ok(Some((root, targets, snapshot)))
+}
+
+/// The bytes of root.json, targets.json and (when signed offline) snapshot.json.
+pub type ExportFiles = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
 /// The GUN of the root.json an export folder already holds, if any.
 fn gun_in_folder(folder: &Path) -> Result<Option<String>> {
@@ -172,12 +182,10 @@ pub fn export(
             let files = (pending.root_file()?, pending.targets_file()?, snapshot);
             (files, needs_snapshot, Some(pending.draft))
         } else {
-            let Some(root) = repo.read_optional(&repo.exported("root.json"))? else {
+            let Some(files) = last_export_files(&repo)? else {
                 return Err(draft::no_draft(&repo));
             };
-            let targets = repo.read(&repo.exported("targets.json"))?;
-            let snapshot = repo.read_optional(&repo.exported("snapshot.json"))?;
-            ((root, targets, snapshot), false, None)
+            (files, false, None)
         };
         let again = record.is_none();
         let (root_bytes, targets_bytes, snapshot_bytes) = files;

@@ -3,6 +3,7 @@
 //! missing, `export` verifies with every client rule and writes the files the trust server
 //! takes.
 
+pub mod chain;
 pub mod change;
 pub mod draft;
 pub mod export;
@@ -36,15 +37,63 @@ pub fn status(dir: &TrustDir, guns: &[String]) -> Result<Vec<DraftStatus>> {
     guns.iter()
         .map(|gun| {
             let repo = dir.repo(gun)?;
-            draft::load(&repo, &inventory).map(|p| draft::status(&p))
+            let mut status = draft::status(&draft::load(&repo, &inventory)?);
+            status.describe_tokens(&inventory);
+            Ok(status)
         })
         .collect()
+}
+
+/// What `root verify --gun` found for one GUN.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GunVerified {
+    /// The files checked: the draft's (`draft`) or the last export's (`last export`).
+    pub checked: &'static str,
+    /// What was verified.
+    pub verified: Verified,
+    /// The chain of root versions, as clients that trusted an older one see it.
+    pub chain: chain::ChainReport,
+}
+
+/// Applies every client rule to a GUN's draft (or, with none pending, to its last export),
+/// and checks the whole chain of root versions link by link.
+pub fn verify_gun(repo: &RepoDir<'_>, now: UtcTime) -> Result<GunVerified> {
+    let (checked, verified, root) = if repo.has_pending() {
+        let inventory = repo.trust_dir().inventory()?;
+        let pending = draft::load(repo, &inventory)?;
+        (
+            "draft",
+            verify_pending(repo, &pending, now)?,
+            pending.root_file()?,
+        )
+    } else {
+        let Some((root, targets, snapshot)) = export::last_export_files(repo)? else {
+            return Err(draft::no_draft(repo));
+        };
+        let (_, verified) =
+            export::verify_files(repo, (&root, &targets, snapshot.as_deref()), false, now)?;
+        ("last export", verified, root)
+    };
+    let roots = chain::with_newest(repo, &root, now)?;
+    Ok(GunVerified {
+        checked,
+        verified,
+        chain: chain::report(repo.gun(), &roots, checked == "draft", now)?,
+    })
 }
 
 /// Applies every client rule to a GUN's draft, as `root export` will.
 pub fn verify_draft(repo: &RepoDir<'_>, now: UtcTime) -> Result<Verified> {
     let inventory = repo.trust_dir().inventory()?;
     let pending = draft::load(repo, &inventory)?;
+    verify_pending(repo, &pending, now)
+}
+
+fn verify_pending(
+    repo: &RepoDir<'_>,
+    pending: &draft::PendingDraft,
+    now: UtcTime,
+) -> Result<Verified> {
     let root = pending.root_file()?;
     let targets = pending.targets_file()?;
     let snapshot = pending
