@@ -546,6 +546,9 @@ pub struct DraftStatus {
     pub ready: bool,
     /// When the draft was made.
     pub created: String,
+    /// Values that are almost surely wrong and were insisted on (see
+    /// [`crate::root::checks`]); only the command that made or changed the draft reports them.
+    pub warnings: Vec<String>,
 }
 
 /// The state of a checked draft.
@@ -585,6 +588,7 @@ pub fn status(pending: &PendingDraft) -> DraftStatus {
         snapshot,
         ready,
         created: pending.draft.created.clone(),
+        warnings: Vec::new(),
     }
 }
 

@@ -3,10 +3,12 @@
 //! missing, `export` verifies with every client rule and writes the files the trust server
 //! takes.
 
+pub mod checks;
 pub mod draft;
 pub mod export;
 pub mod init;
 pub mod sign;
+pub mod unsign;
 
 pub use draft::{DraftStatus, RoleStatus, SignerState};
 pub use export::{ExportOutcome, export};
