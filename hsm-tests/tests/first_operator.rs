@@ -504,7 +504,10 @@ fn many_drafts_are_summed_up_before_the_pin_each_with_its_fingerprint() {
     }
     let plan = hsm.ok(&args);
     assert!(plan.starts_with("5 drafts; each GUN's fingerprint in full (words too): `rootkeeper root status --gun GUN`\n"), "{plan}");
-    assert!(plan.contains("(the same in every draft)"), "{plan}");
+    assert!(
+        plan.contains("  root keys, the same in every draft (2 of 3 must sign; key IDs as written down at `key generate`):\n"),
+        "{plan}"
+    );
     for g in &guns {
         let status = hsm.ok_json(&["root", "status", "--gun", g]);
         let hex: Vec<&str> = status["drafts"][0]["fingerprint"]["hex_groups"]
@@ -530,6 +533,37 @@ fn many_drafts_are_summed_up_before_the_pin_each_with_its_fingerprint() {
     let run = hsm.run(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains("GUNs,"), "{}", run.stderr);
+
+    // On a terminal (script(1) gives it one): a progress bar, and none with --json.
+    let on_terminal = |extra: &str, key: &str| -> String {
+        let mut line = format!(
+            "{} {extra} root sign --key '{}'",
+            hsm_tests::rootkeeper_bin().display(),
+            key
+        );
+        for g in &guns {
+            line.push_str(&format!(" --gun {g}"));
+        }
+        let command = hsm.command(&[]);
+        let run = Run::of(
+            std::process::Command::new("script")
+                .args(["-qec", &line, "/dev/null"])
+                .envs(command.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+                .current_dir(command.get_current_dir().unwrap())
+                .env_remove("ROOTKEEPER_PIN")
+                .stdin(Stdio::null()),
+        );
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        run.stdout
+    };
+    let drawn = on_terminal("", &roots[1]);
+    assert!(
+        drawn.contains("root sign [") && drawn.contains("/5 GUNs"),
+        "{drawn}"
+    );
+    let json = on_terminal("--json", &targets(&hsm));
+    assert!(json.contains("\"signed\""), "{json}");
+    assert!(!json.contains("GUNs,"), "{json}");
 }
 
 // --- 4. The wrong directory ------------------------------------------------------------------

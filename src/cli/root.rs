@@ -386,7 +386,12 @@ const PLAN_DETAIL_MAX: usize = 3;
 fn root_keys_text(text: &mut String, role: &RoleStatus, with_state: bool) {
     let _ = writeln!(
         text,
-        "  root keys ({} of {} must sign; key IDs as written down at `key generate`):",
+        "  root keys{} ({} of {} must sign; key IDs as written down at `key generate`):",
+        if with_state {
+            ""
+        } else {
+            ", the same in every draft"
+        },
         role.threshold,
         role.signers.len()
     );
@@ -469,8 +474,6 @@ fn plan_text(plan: &SignPlan) -> String {
         });
         if let Some(first) = shared {
             root_keys_text(&mut text, &first.before.root, false);
-            let _ = text.pop();
-            text.push_str(" (the same in every draft)\n");
         }
         let _ = writeln!(
             text,
