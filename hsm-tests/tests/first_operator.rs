@@ -1204,3 +1204,100 @@ fn every_json_document_names_its_fields_in_snake_case_and_usage_errors_are_json(
         "the following required arguments were not provided: --key <URI>"
     );
 }
+
+// --- docs/ceremony.md §7: the check a docker user makes -------------------------------------
+
+/// The published root as `docker trust inspect` sees it: over https with the CA where docker
+/// looks for it (`$DOCKER_CONFIG/tls/HOST:PORT/`), the server from
+/// `DOCKER_CONTENT_TRUST_SERVER`, and the root key IDs it names are the certificate key IDs
+/// `root status` shows as `cert …`.
+#[test]
+fn docker_trust_inspect_sees_the_published_root() {
+    if std::process::Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("the docker CLI is missing (hsm-tests/run installs docker.io)");
+    }
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start_tls();
+    let ca = server.ca_file().display().to_string();
+    let gun = "registry.example.com/first/docker";
+    let roots = hsm.standard_keys();
+    hsm.ok(&[
+        "server",
+        "timestamp-key",
+        "--server",
+        &server.url,
+        "--ca",
+        &ca,
+        "--gun",
+        gun,
+        "--out",
+        "ts.json",
+    ]);
+    another_draft(&hsm, &roots, gun);
+    let status = hsm.ok_json(&["root", "status", "--gun", gun]);
+    let certs: Vec<String> = status["drafts"][0]["root"]["signers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap().to_owned())
+        .collect();
+    hsm.sign_2_of_3(gun, &roots);
+    hsm.ok(&["root", "export", "--gun", gun, "--out", "export"]);
+    hsm.ok(&[
+        "--yes",
+        "server",
+        "publish",
+        "export",
+        "--server",
+        &server.url,
+        "--ca",
+        &ca,
+        "--gun",
+        gun,
+    ]);
+
+    let config = hsm.path().join("docker-config");
+    let host = server.url.trim_start_matches("https://");
+    let tls = config.join("tls").join(host);
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::copy(server.ca_file(), tls.join("ca.crt")).unwrap();
+    let run = Run::of(
+        std::process::Command::new("docker")
+            .args(["trust", "inspect", gun])
+            .env("DOCKER_CONFIG", &config)
+            .env("DOCKER_CONTENT_TRUST_SERVER", &server.url)
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(
+        run.code,
+        0,
+        "{}\n{}\n{}",
+        run.stdout,
+        run.stderr,
+        server.log()
+    );
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let admin = &doc[0]["AdministrativeKeys"];
+    let root_keys: Vec<&str> = admin
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["Name"] == "Root")
+        .unwrap()["Keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["ID"].as_str().unwrap())
+        .collect();
+    for id in &root_keys {
+        assert!(
+            certs.iter().any(|c| c == id),
+            "{id} not in {certs:?}: {doc:#}"
+        );
+    }
+    assert_eq!(root_keys.len(), 3, "{doc:#}");
+}

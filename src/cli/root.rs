@@ -1,4 +1,4 @@
-//! `rootkeeper root init | sign | status | verify | export`.
+//! `rootkeeper root init | sign | unsign | status | verify | export`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
