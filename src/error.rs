@@ -342,6 +342,24 @@ pub enum Error {
         /// The GUN being exported.
         gun: String,
     },
+    /// A value that is legal but almost surely wrong; a flag insists on it.
+    #[error("{detail}; nothing was done")]
+    AlmostSurelyWrong {
+        /// What is odd, with the value.
+        detail: String,
+        /// What to check.
+        advice: String,
+        /// The flag that insists.
+        flag: &'static str,
+    },
+    /// A key (named by key ID) that signs no draft of the GUNs given.
+    #[error("{key} is not a signer of the draft for {guns}; nothing was changed")]
+    NotASigner {
+        /// The key as given.
+        key: String,
+        /// The GUNs.
+        guns: String,
+    },
     /// A command that only reads found no trust directory (it never makes one).
     #[error("there is no trust directory at {path}")]
     NoTrustDir {
@@ -530,11 +548,13 @@ impl Error {
             Error::Redirect { .. } => "nothing was sent to the other address: rootkeeper follows no redirects, so an upload never goes elsewhere and metadata never comes from a host you did not name; check that address, and if it is the server you mean, give it as --server".into(),
             Error::RootMismatch { .. } => "the server took the publish but serves other bytes, and clients trust what it serves: do not announce the repository; fetch the served root.json, compare it with the export and find out who changed it (another publisher, a proxy, or the server)".into(),
             Error::DraftMismatch { .. } => "the draft was changed after it was made: do not sign it; take pending/ again from the machine that made it, and compare the fingerprint `rootkeeper root status` shows with the ceremony log".into(),
-            Error::NoDraft { exported: Some(_), .. } => "that root was exported and can no longer be signed; `rootkeeper root status` shows the drafts here, and a change to an exported root is a new version".into(),
+            Error::NoDraft { exported: Some(_), .. } => "that root was exported and needs nothing more: publish that export with `rootkeeper server publish DIR --server URL --gun GUN` (`rootkeeper root export` writes it again if the folder is lost); an exported root is never signed or changed again, a change is a new root version".into(),
             Error::NoDraft { .. } => "the draft may be in another trust directory: check --dir or ROOTKEEPER_DIR (an absolute path avoids surprises); `rootkeeper root status` lists the drafts in this one".into(),
             Error::KeyNotInDraft { .. } => "`rootkeeper root status --gun GUN` lists the keys that must sign and the key IDs written down at `key generate`; check object= and id= in the URI".into(),
             Error::SharedPin { .. } => "give each key its own pin-source=file:PATH in its URI (or sign with one token per command), so that no token is offered another token's PIN".into(),
             Error::ExportFolderTaken { .. } => "export each repository into its own folder (with several --gun, rootkeeper writes DIR/<gun>/)".into(),
+            Error::AlmostSurelyWrong { advice, flag, .. } => format!("{advice}; if it is really meant, run again with {flag}"),
+            Error::NotASigner { .. } => "`rootkeeper root status --gun GUN` lists each signer's key ID (give all 64 hex digits, or the first 8 or more) and URI".into(),
             Error::NoTrustDir { .. } => "give --dir or set ROOTKEEPER_DIR to the trust directory, as an absolute path (the default is ./trust, relative to where the command runs)".into(),
             Error::CoreDumps { .. } => "run rootkeeper where it may lower its own core-dump limit (not under a hard RLIMIT_CORE it cannot change, nor a seccomp filter that forbids prctl)".into(),
             Error::Backup { problem, .. } => problem.hint().into(),

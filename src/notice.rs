@@ -29,6 +29,16 @@ pub enum Notice {
         /// Tries left, when the token says (PKCS#11 tokens only report a flag).
         remaining: Option<u8>,
     },
+    /// Long work over many repositories advanced: `done` of `total` steps of `task` are done
+    /// (sent after each step; a front end may draw a progress bar, or show nothing).
+    Progress {
+        /// What is being done, e.g. `root init: certificates`.
+        task: &'static str,
+        /// Steps done.
+        done: u64,
+        /// Steps in all.
+        total: u64,
+    },
     /// A message from an age plugin (e.g. `age-plugin-yubikey` asking for its YubiKey), as
     /// the plugin wrote it (show it escaped).
     Plugin {
@@ -49,6 +59,16 @@ pub struct Silent;
 
 impl Notifier for Silent {
     fn notice(&self, _notice: &Notice) {}
+}
+
+/// Sends [`Notice::Progress`] for step `index` (counted from 0) of `total`.
+pub fn progress(notifier: &dyn Notifier, task: &'static str, index: usize, total: usize) {
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    notifier.notice(&Notice::Progress {
+        task,
+        done: count(index).saturating_add(1),
+        total: count(total),
+    });
 }
 
 /// A shared silent notifier.

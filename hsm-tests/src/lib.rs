@@ -120,6 +120,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `command` to the end and keeps what it printed.
+    pub fn of(command: &mut Command) -> Run {
+        Run::from(command.output().expect("run the command"))
+    }
+
     fn from(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -181,19 +186,24 @@ impl SoftHsm {
         format!("pkcs11:token={token};object={object}{}", self.pin_query())
     }
 
-    /// Runs `rootkeeper` with this SoftHSM and trust directory; no terminal, no PIN in env.
-    pub fn run(&self, args: &[&str]) -> Run {
-        let output = Command::new(rootkeeper_bin())
+    /// The `rootkeeper` command [`SoftHsm::run`] runs, for a test to change (another folder,
+    /// another environment) before running it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(rootkeeper_bin());
+        command
             .args(args)
             .env("SOFTHSM2_CONF", self.dir.path().join("softhsm2.conf"))
             .env("ROOTKEEPER_DIR", self.trust_dir())
             .env_remove("ROOTKEEPER_PIN")
             .env_remove("ROOTKEEPER_PKCS11_MODULE")
             .current_dir(self.dir.path())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run rootkeeper");
-        Run::from(output)
+            .stdin(std::process::Stdio::null());
+        command
+    }
+
+    /// Runs `rootkeeper` with this SoftHSM and trust directory; no terminal, no PIN in env.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(&mut self.command(args))
     }
 
     /// Runs `rootkeeper` and insists it succeeds; returns stdout.
@@ -366,6 +376,48 @@ impl SoftHsm {
         self.ok(&strs(&init));
         roots
     }
+}
+
+impl SoftHsm {
+    /// Signs `gun`'s 2-of-3 draft (from [`SoftHsm::draft_2_of_3`]) with the first two root
+    /// keys, the targets key and the snapshot key: ready to export.
+    pub fn sign_2_of_3(&self, gun: &str, roots: &[String]) {
+        self.ok(&[
+            "root",
+            "sign",
+            "--gun",
+            gun,
+            "--key",
+            &roots[0],
+            "--key",
+            &roots[1],
+            "--key",
+            &self.key_uri("repo", "targets"),
+            "--key",
+            &self.key_uri("repo", "snapshot"),
+        ]);
+    }
+}
+
+/// Every file below `dir` (none when it is absent), with its bytes: to show that a command
+/// changed nothing.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
 }
 
 /// A notary-server (Debian's) on a free loopback port, with in-memory storage; stopped on drop.

@@ -2209,22 +2209,7 @@ fn files_parse(files: &Files) -> std::result::Result<(), String> {
 // ---------------------------------------------------------------------------------------
 // 1: the audit, live
 
-/// Every file below `dir`, with its bytes.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
+use hsm_tests::tree;
 
 /// A draft's `pending/root.json` rewritten: its signed part changed by `change`, written in
 /// Go's encoding, the signatures kept.

@@ -131,6 +131,11 @@ impl<'a> Keyring<'a> {
         &self.logins
     }
 
+    /// Where notices for the operator go (the prompter's notifier).
+    pub fn notifier(&self) -> Rc<dyn crate::notice::Notifier> {
+        self.pins.prompter.notifier()
+    }
+
     /// The YubiKey a URI names, opened once per command (no login).
     pub fn yubikey(&mut self, uri: &YubiKeyUri) -> Result<Rc<Device>> {
         if let Some(serial) = uri.serial

@@ -409,8 +409,13 @@ fn recorded_firmware(label: &str) -> Option<Firmware> {
 }
 
 fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
-    let dir = ctx.trust_dir()?;
-    let inventory = dir.inventory()?;
+    // Reads only: takes no lock and creates no trust directory where there is none.
+    let dir = ctx.trust_dir_read_if_any()?;
+    let inventory = dir
+        .as_ref()
+        .map(|d| d.inventory())
+        .transpose()?
+        .unwrap_or_default();
     let mut present = BTreeSet::new();
     let mut on_tokens = Vec::new();
     let mut text = String::new();
@@ -449,11 +454,12 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
         } else {
             None
         };
-        let attested = dir
-            .path()
-            .join("attestations")
-            .join(format!("{}.pem", key.key_id))
-            .exists();
+        let attested = dir.as_ref().is_some_and(|d| {
+            d.path()
+                .join("attestations")
+                .join(format!("{}.pem", key.key_id))
+                .exists()
+        });
         let _ = writeln!(
             text,
             "key ID {}  role {}  token `{}` (serial {})  {}{}\n  uri: {}",

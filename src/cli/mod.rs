@@ -4,6 +4,8 @@
 //! Exit codes: 0 success, 1 a failure the operator can fix (one line saying what, one `hint:`
 //! line saying what to do), 2 bad usage.
 
+mod completions;
+mod insist;
 mod inspect;
 mod key;
 mod root;
@@ -11,6 +13,7 @@ mod rotate;
 mod server;
 mod terminal;
 mod token;
+mod unsign;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,27 +24,38 @@ use serde_json::Value;
 
 pub use terminal::TerminalPrompter;
 
+/// The help heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
 /// Guards the offline root of trust for container-image signing.
 #[derive(Debug, Parser)]
 #[command(name = "rootkeeper", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The trust directory.
-    #[arg(long, global = true, env = "ROOTKEEPER_DIR", default_value = "./trust")]
+    /// The trust directory (an absolute path avoids surprises: the default is relative to
+    /// where the command runs).
+    #[arg(
+        long,
+        global = true,
+        env = "ROOTKEEPER_DIR",
+        default_value = "./trust",
+        help_heading = GLOBAL
+    )]
     pub dir: PathBuf,
-    /// Print one JSON document on stdout instead of text.
-    #[arg(long, global = true)]
+    /// Print one JSON document on stdout instead of text (usage errors too).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Answer yes to confirmations (for scripts).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub yes: bool,
-    /// More detail on stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More detail on stderr (the trust directory used, each token logged in to).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
-    /// File holding the token PIN (used when the key URI has no pin-source).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// File holding the token PIN (used when the key URI has no pin-source; never tried on
+    /// more than one token).
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub pin_file: Option<PathBuf>,
     /// Allow a PIN attempt when the token says the next wrong PIN locks it.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub last_pin_attempt: bool,
     #[command(subcommand)]
     command: Command,
@@ -57,7 +71,7 @@ enum Command {
     /// Keys: generate them inside tokens, list them.
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// Root metadata: init, sign, status, verify, export.
+    /// Root metadata: init, sign, unsign, status, verify, export.
     #[command(subcommand)]
     Root(root::RootCommand),
     /// The trust server: fetch its keys, publish.
@@ -65,6 +79,10 @@ enum Command {
     Server(server::ServerCommand),
     /// Show what a metadata file holds and whether its signatures are valid.
     Inspect(inspect::InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (or write one page per command with --out DIR).
+    Man(completions::ManArgs),
 }
 
 /// What a command produced: text for people, JSON for scripts.
@@ -73,6 +91,10 @@ pub struct Output {
     text: String,
     json: Value,
     failed: bool,
+    /// Printed as they are, with or without --json (a completion script, a manual page).
+    raw: bool,
+    /// `warning: …` lines for stderr (and a `warnings` field with --json).
+    warnings: Vec<String>,
 }
 
 impl Output {
@@ -81,7 +103,24 @@ impl Output {
             text,
             json,
             failed: false,
+            raw: false,
+            warnings: Vec::new(),
         }
+    }
+
+    /// Text printed as it is, also with --json.
+    fn raw(text: String) -> Output {
+        Output {
+            raw: true,
+            ..Output::new(text, Value::Null)
+        }
+    }
+
+    /// The same output with warnings: values that are almost surely wrong and were insisted
+    /// on, or facts the operator should know before going on.
+    fn warning(mut self, warnings: Vec<String>) -> Output {
+        self.warnings.extend(warnings);
+        self
     }
 
     /// The same output, but the command exits 1: it reports a problem it found (e.g.
@@ -102,13 +141,21 @@ impl Output {
         }
     }
 
-    /// Prints the result on stdout.
+    /// Prints the result on stdout (warnings on stderr).
     pub fn print(&self, json: bool) {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&self.json).unwrap_or_default()
-            );
+        for w in &self.warnings {
+            eprintln!("warning: {w}");
+        }
+        if self.raw {
+            print!("{}", self.text);
+        } else if json {
+            let mut doc = self.json.clone();
+            if !self.warnings.is_empty()
+                && let Some(map) = doc.as_object_mut()
+            {
+                map.insert("warnings".into(), serde_json::json!(self.warnings));
+            }
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         } else if !self.text.is_empty() {
             print!("{}", self.text);
             if !self.text.ends_with('\n') {
@@ -226,6 +273,78 @@ pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
     ExitCode::from(if is_usage { 2 } else { 1 })
 }
 
+/// Parses the command line. Help and version go to stdout (exit 0); a usage error exits 2,
+/// as clap shows it, or with `--json` as one JSON document on stdout (`error`, `hint`) and
+/// one `error:` and one `hint:` line on stderr, like every other error.
+pub fn parse() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    let err = match Cli::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            return Err(ExitCode::SUCCESS);
+        }
+        _ if !json => {
+            let _ = err.print();
+            return Err(ExitCode::from(2));
+        }
+        _ => {}
+    }
+    // clap's text: `error: …` (continued on indented lines up to a blank one), `tip: …`
+    // lines, and `Usage: …`. One line each for the message and the hint.
+    let rendered = err.render().to_string();
+    let mut message: Option<String> = None;
+    let mut in_message = false;
+    let mut tips = Vec::new();
+    let mut usage_line = None;
+    for line in rendered.lines() {
+        let trimmed = line.trim();
+        if let Some(m) = trimmed.strip_prefix("error: ") {
+            message.get_or_insert_with(|| m.to_owned());
+            in_message = true;
+        } else if let Some(t) = trimmed.strip_prefix("tip: ") {
+            tips.push(t.to_owned());
+            in_message = false;
+        } else if trimmed.starts_with("Usage: ") {
+            usage_line.get_or_insert_with(|| trimmed.to_owned());
+            in_message = false;
+        } else if trimmed.is_empty() {
+            in_message = false;
+        } else if in_message && let Some(m) = message.as_mut() {
+            m.push(' ');
+            m.push_str(trimmed);
+        }
+    }
+    let message = match (err.kind(), message) {
+        (ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand, _) | (_, None) => {
+            "a command or argument is missing".to_owned()
+        }
+        (_, Some(m)) => m,
+    };
+    let mut hint = tips.join("; ");
+    if let Some(u) = usage_line {
+        if !hint.is_empty() {
+            hint.push_str("; ");
+        }
+        hint.push_str(&u);
+        hint.push_str(" (`--help` lists every option)");
+    } else if hint.is_empty() {
+        hint.push_str("`rootkeeper --help` lists the commands and options");
+    }
+    eprintln!("error: {message}");
+    eprintln!("hint: {hint}");
+    let doc = serde_json::json!({"error": message, "hint": hint});
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    Err(ExitCode::from(2))
+}
+
 /// What every command may need: options, the prompter, PIN sources.
 pub struct Ctx {
     dir: PathBuf,
@@ -253,12 +372,43 @@ impl Ctx {
         Ok(dir)
     }
 
+    /// The trust directory, for a command that writes into one that must exist already
+    /// (`root sign`, `unsign`, `export`): run in the wrong folder, it says so and creates no
+    /// `./trust` there.
+    fn trust_dir_existing(&self) -> anyhow::Result<rootkeeper::trustdir::TrustDir> {
+        if !self.dir.is_dir() {
+            self.note(&format!(
+                "trust directory: {} (not there)",
+                self.dir.display()
+            ));
+            return Err(rootkeeper::Error::NoTrustDir {
+                path: std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()),
+            }
+            .into());
+        }
+        self.trust_dir()
+    }
+
     /// The trust directory, for a command that only reads (never created, never locked
     /// against a writer waiting for a PIN).
     fn trust_dir_read(&self) -> anyhow::Result<rootkeeper::trustdir::TrustDir> {
         let dir = rootkeeper::trustdir::TrustDir::open_read(&self.dir)?;
         self.note(&format!("trust directory: {}", dir.path().display()));
         Ok(dir)
+    }
+
+    /// The trust directory if there is one, for a command that reads it when it is there
+    /// (`key list` lists the tokens' keys all the same).
+    fn trust_dir_read_if_any(&self) -> anyhow::Result<Option<rootkeeper::trustdir::TrustDir>> {
+        if self.dir.is_dir() {
+            self.trust_dir_read().map(Some)
+        } else {
+            self.note(&format!(
+                "trust directory: {} (not there; nothing is created)",
+                self.dir.display()
+            ));
+            Ok(None)
+        }
     }
 
     /// Shows text to the operator on stderr, e.g. what is about to be signed, before any
@@ -295,7 +445,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Output> {
         // notifier, which YubiKey signers keep for the whole command.
         prompter: TerminalPrompter {
             assume_yes: cli.yes,
-            notifier: std::rc::Rc::new(terminal::StderrNotifier),
+            notifier: std::rc::Rc::new(terminal::StderrNotifier::new(!cli.json)),
         },
         pin_file: cli.pin_file,
         last_pin_attempt: cli.last_pin_attempt,
@@ -307,6 +457,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Root(cmd) => root::run(&ctx, cmd),
         Command::Server(cmd) => server::run(&ctx, cmd),
         Command::Inspect(args) => inspect::run(&ctx, args),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     }
 }
 

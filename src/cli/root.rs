@@ -1,4 +1,4 @@
-//! `rootkeeper root init | sign | status | verify | export`.
+//! `rootkeeper root init | sign | unsign | status | verify | export`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,7 +21,8 @@ use super::{Ctx, GunArgs, Hinted, Output, json, usage};
 pub enum Profile {
     /// Notary v1 (notary-server, docker trust).
     Notary,
-    /// Standard TUF 1.0.
+    /// Standard TUF 1.0 (not available yet: hidden until it works).
+    #[value(hide = true)]
     Tuf,
 }
 
@@ -69,6 +70,8 @@ pub enum RootCommand {
         /// Replace an existing draft.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        insist: super::insist::InsistArgs,
     },
     /// Add signatures with the given keys to the drafts (root, then targets, then snapshot).
     /// What will be signed, with its fingerprint, is shown before any PIN is asked for.
@@ -82,6 +85,7 @@ pub enum RootCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    Unsign(super::unsign::UnsignArgs),
     /// Show each draft: version, expiry, fingerprint, signatures present and missing. Without
     /// --gun, every draft in the trust directory.
     Status {
@@ -136,6 +140,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             profile,
             expires,
             force,
+            insist,
         } => {
             if profile == Profile::Tuf {
                 anyhow::bail!(Hinted::new(
@@ -173,6 +178,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 expires: model::parse_expiry(&expires, now)?,
                 now,
                 replace_draft: force,
+                insist: insist.insist(),
             };
             let dir = ctx.trust_dir()?;
             if force
@@ -190,6 +196,12 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             ctx.note_logins(&keyring);
             let statuses = statuses?;
             let mut text = String::new();
+            let mut warnings: Vec<String> = Vec::new();
+            for w in statuses.iter().flat_map(|s| &s.warnings) {
+                if !warnings.contains(w) {
+                    warnings.push(w.clone());
+                }
+            }
             for s in &statuses {
                 let _ = writeln!(
                     text,
@@ -206,7 +218,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 text,
                 "next: write the fingerprint in the ceremony log; collect signatures with `rootkeeper root sign --gun GUN --key URI`; `rootkeeper root status` shows who must sign"
             );
-            Ok(Output::new(text, json!({"drafts": json(&statuses)})))
+            Ok(Output::new(text, json!({"drafts": json(&statuses)})).warning(warnings))
         }
         RootCommand::Sign {
             guns,
@@ -214,7 +226,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             dry_run,
         } => {
             let guns = guns.resolve()?;
-            let dir = ctx.trust_dir()?;
+            let dir = ctx.trust_dir_existing()?;
             let pins = ctx.pins();
             let mut keyring = Keyring::new(&pins);
             let plan =
@@ -275,6 +287,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             }
             Ok(Output::new(text, json!({"drafts": json(&statuses)})))
         }
+        RootCommand::Unsign(args) => super::unsign::run(ctx, args),
         RootCommand::Verify {
             guns,
             files,
@@ -285,8 +298,9 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
         RootCommand::RotateKey(args) => super::rotate::rotate_key_cmd(ctx, args),
         RootCommand::Export { guns, out } => {
             let guns = guns.resolve()?;
-            let dir = ctx.trust_dir()?;
-            let outcomes = root::export(&dir, &guns, &out, UtcTime::now())?;
+            let dir = ctx.trust_dir_existing()?;
+            let notifier = ctx.prompter.notifier.clone();
+            let outcomes = root::export(&dir, &guns, &out, UtcTime::now(), notifier.as_ref())?;
             let mut text = String::new();
             for o in &outcomes {
                 let _ = writeln!(
@@ -309,13 +323,17 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 "next: on the online machine, `rootkeeper server publish {} --server URL --gun GUN`",
                 out.display()
             );
-            Ok(Output::new(text, json!({"exported": json(&outcomes)})))
+            let mut warnings: Vec<String> = Vec::new();
+            for o in &outcomes {
+                warnings.extend(o.warnings.iter().map(|w| format!("{}: {w}", o.gun)));
+            }
+            Ok(Output::new(text, json!({"exported": json(&outcomes)})).warning(warnings))
         }
     }
 }
 
 /// How the fingerprint of a draft is introduced.
-fn draft_fingerprint_label(s: &DraftStatus) -> String {
+pub(super) fn draft_fingerprint_label(s: &DraftStatus) -> String {
     format!(
         "fingerprint (SHA-256 of the {}'s signed bytes, what custodians sign)",
         s.fingerprint_of
@@ -334,6 +352,15 @@ pub fn fingerprint_text(text: &mut String, label: &str, fp: &Fingerprint) {
             .map(|(j, g)| format!("{}. {}", i * 2 + j + 1, g.join(" ")))
             .collect();
         let _ = writeln!(text, "    {}", line.join("   "));
+    }
+}
+
+/// `  cert 1a2b3c4d` for a root key (its certificate's key ID for this GUN), else nothing.
+fn cert_of(s: &rootkeeper::root::SignerState) -> String {
+    if s.keyid != s.key_id {
+        format!("  cert {}", s.keyid.short())
+    } else {
+        String::new()
     }
 }
 
@@ -356,11 +383,7 @@ fn role_text(text: &mut String, name: &str, role: &RoleStatus) {
             "invalid" => "INVALID (a bad signature is there; signing again replaces it)",
             other => other,
         };
-        let cert = if s.keyid != s.key_id {
-            format!("  cert {}", s.keyid.short())
-        } else {
-            String::new()
-        };
+        let cert = cert_of(s);
         let _ = writeln!(text, "    {state:<8} key ID {}{cert}  {}", s.key_id, s.uri);
     }
 }
@@ -371,7 +394,7 @@ pub(super) fn draft_text(text: &mut String, s: &DraftStatus) {
     status_text(text, s);
 }
 
-fn status_text(text: &mut String, s: &DraftStatus) {
+pub(super) fn status_text(text: &mut String, s: &DraftStatus) {
     role_text(text, "root:", &s.root);
     if let Some(previous) = &s.previous_root {
         role_text(
@@ -460,34 +483,140 @@ fn status_text(text: &mut String, s: &DraftStatus) {
     );
 }
 
-fn plan_text(plan: &SignPlan) -> String {
-    let mut text = String::new();
-    for d in &plan.drafts {
-        let s = &d.before;
-        let _ = writeln!(
-            text,
-            "{}: root v{} ({} of {} root signatures so far), expires {}",
-            s.gun, s.version, s.root.signed, s.root.threshold, s.expires
-        );
-        fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
-        for p in &d.signatures {
+/// Up to this many drafts, `root sign` shows each in full before any PIN prompt; with more,
+/// one line per GUN with its fingerprint in hex (`root status --gun GUN` shows any one in
+/// full, words included).
+const PLAN_DETAIL_MAX: usize = 3;
+
+/// The root keys of a draft, with the key IDs custodians wrote down at `key generate`.
+fn root_keys_text(text: &mut String, role: &RoleStatus, with_state: bool) {
+    let _ = writeln!(
+        text,
+        "  root keys{} ({} of {} must sign; key IDs as written down at `key generate`):",
+        if with_state {
+            ""
+        } else {
+            ", the same in every draft"
+        },
+        role.threshold,
+        role.signers.len()
+    );
+    for s in &role.signers {
+        let cert = cert_of(s);
+        if with_state {
             let _ = writeln!(
                 text,
-                "  will sign {:<8} with key ID {}{}",
-                p.role.as_str(),
-                p.key_id,
-                if p.replaces_invalid {
-                    " (replacing its invalid signature)"
-                } else {
-                    ""
-                }
+                "    {:<8} key ID {}{cert}  {}",
+                s.state, s.key_id, s.uri
+            );
+        } else {
+            let _ = writeln!(text, "    key ID {}  {}", s.key_id, s.uri);
+        }
+    }
+}
+
+fn planned_signatures_text(text: &mut String, d: &rootkeeper::root::sign::PlannedDraft) {
+    for p in &d.signatures {
+        let _ = writeln!(
+            text,
+            "  will sign {:<8} with key ID {}{}",
+            p.role.as_str(),
+            p.key_id,
+            if p.replaces_invalid {
+                " (replacing its invalid signature)"
+            } else {
+                ""
+            }
+        );
+    }
+    if d.snapshot {
+        let _ = writeln!(text, "  will sign snapshot");
+    }
+    for n in &d.notes {
+        let _ = writeln!(text, "  note: {n}");
+    }
+}
+
+/// What `root sign` is about to sign, shown before any PIN prompt: GUN, version, threshold,
+/// the root keys, expiry and the fingerprint custodians compare with the ceremony log.
+fn plan_text(plan: &SignPlan) -> String {
+    let mut text = String::new();
+    if plan.drafts.len() <= PLAN_DETAIL_MAX {
+        for d in &plan.drafts {
+            let s = &d.before;
+            let _ = writeln!(
+                text,
+                "{}: root v{}, {}-of-{} root keys ({} signed so far), expires {}",
+                s.gun,
+                s.version,
+                s.root.threshold,
+                s.root.signers.len(),
+                s.root.signed,
+                s.expires
+            );
+            root_keys_text(&mut text, &s.root, true);
+            fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
+            planned_signatures_text(&mut text, d);
+        }
+    } else {
+        let _ = writeln!(
+            text,
+            "{} drafts; each GUN's fingerprint in full (words too): `rootkeeper root status --gun GUN`",
+            plan.drafts.len()
+        );
+        // The root keys once when every draft has the same ones (one ceremony, many GUNs).
+        let ids = |d: &rootkeeper::root::sign::PlannedDraft| -> Vec<String> {
+            d.before
+                .root
+                .signers
+                .iter()
+                .map(|s| s.key_id.to_string())
+                .collect()
+        };
+        let shared = plan.drafts.first().filter(|first| {
+            plan.drafts.iter().all(|d| {
+                ids(d) == ids(first) && d.before.root.threshold == first.before.root.threshold
+            })
+        });
+        if let Some(first) = shared {
+            root_keys_text(&mut text, &first.before.root, false);
+        }
+        let _ = writeln!(
+            text,
+            "  GUN, version, root signatures so far, expiry, fingerprint (SHA-256 of the root's signed bytes):"
+        );
+        for d in &plan.drafts {
+            let s = &d.before;
+            let _ = writeln!(
+                text,
+                "  {}  v{}  {} of {}  expires {}  {}",
+                s.gun,
+                s.version,
+                s.root.signed,
+                s.root.threshold,
+                s.expires,
+                s.fingerprint.hex_groups().join(" ")
             );
         }
-        if d.snapshot {
-            let _ = writeln!(text, "  will sign snapshot");
-        }
-        for n in &d.notes {
-            let _ = writeln!(text, "  note: {n}");
+        let count = |what: &str| {
+            plan.drafts
+                .iter()
+                .filter(|d| d.signatures.iter().any(|p| p.role.as_str() == what))
+                .count()
+        };
+        let snapshots = plan.drafts.iter().filter(|d| d.snapshot).count();
+        let _ = writeln!(
+            text,
+            "  will sign: root in {} drafts, targets in {}, snapshot in {}",
+            count("root"),
+            count("targets"),
+            snapshots
+        );
+        let mut notes: Vec<&String> = plan.drafts.iter().flat_map(|d| &d.notes).collect();
+        notes.sort();
+        notes.dedup();
+        for n in notes.iter().take(PLAN_DETAIL_MAX) {
+            let _ = writeln!(text, "  note (some drafts): {n}");
         }
     }
     for k in &plan.keys {

@@ -16,9 +16,57 @@ pub struct TerminalPrompter {
 }
 
 /// Shows notices on stderr, one line each, so that stdout keeps only the command's output
-/// (one JSON document with `--json`).
+/// (one JSON document with `--json`). Progress over several repositories is a bar, drawn only
+/// on a terminal and never with `--json`; other notices print above it.
 #[derive(Debug, Default)]
-pub struct StderrNotifier;
+pub struct StderrNotifier {
+    bars: bool,
+    bar: std::cell::RefCell<Option<indicatif::ProgressBar>>,
+}
+
+impl StderrNotifier {
+    /// A notifier; `bars` allows progress bars (not with `--json`), which are drawn only
+    /// when stderr is a terminal.
+    pub fn new(bars: bool) -> StderrNotifier {
+        StderrNotifier {
+            bars: bars && std::io::stderr().is_terminal(),
+            bar: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn progress(&self, task: &'static str, done: u64, total: u64) {
+        if !self.bars || total < 2 {
+            return;
+        }
+        let mut slot = self.bar.borrow_mut();
+        let bar = slot.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} GUNs, {elapsed}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(task);
+            bar
+        });
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+            *slot = None;
+        }
+    }
+}
+
+impl Drop for StderrNotifier {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.get_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// The text the operator reads for a notice.
 pub fn notice_text(notice: &Notice) -> String {
@@ -46,6 +94,7 @@ pub fn notice_text(notice: &Notice) -> String {
         } => format!(
             "warning: {token} reports a wrong PIN since its last good login; be sure of the PIN"
         ),
+        Notice::Progress { task, done, total } => format!("{task}: {done} of {total}"),
         Notice::Plugin { message } => {
             format!(
                 "age plugin: {}",
@@ -58,7 +107,15 @@ pub fn notice_text(notice: &Notice) -> String {
 
 impl Notifier for StderrNotifier {
     fn notice(&self, notice: &Notice) {
-        eprintln!("{}", notice_text(notice));
+        if let Notice::Progress { task, done, total } = notice {
+            self.progress(task, *done, *total);
+            return;
+        }
+        let text = notice_text(notice);
+        match self.bar.borrow().as_ref() {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
     }
 }
 

@@ -858,6 +858,9 @@ pub struct DraftStatus {
     pub created: String,
     /// Every expiry of the version drafted (roles, root certificates), soonest first.
     pub expiries: Vec<Expiry>,
+    /// Values that are almost surely wrong and were insisted on (see
+    /// [`crate::root::checks`]); only the command that made or changed the draft reports them.
+    pub warnings: Vec<String>,
 }
 
 impl DraftStatus {
@@ -1084,6 +1087,7 @@ pub fn status_at(pending: &PendingDraft, now: UtcTime) -> DraftStatus {
         ready,
         created: draft.created.clone(),
         expiries: expiries(pending, now),
+        warnings: Vec::new(),
     }
 }
 

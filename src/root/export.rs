@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::notice::Notifier;
+use crate::root::checks;
 use crate::root::draft::{self, Exported};
 use crate::trustdir::{Batch, RepoDir, TrustDir};
 use crate::tuf::model::{KeyId, Root, Signed, UtcTime, Version};
@@ -28,6 +30,8 @@ pub struct ExportOutcome {
     pub verified: Verified,
     /// True when this wrote the last export again (there was no draft).
     pub again: bool,
+    /// What the operator should know, e.g. that the root expires within days.
+    pub warnings: Vec<String>,
 }
 
 /// The root versions before `version` kept in the trust directory, each checked against the
@@ -149,11 +153,12 @@ pub fn export(
     guns: &[String],
     out: &Path,
     now: UtcTime,
+    notifier: &dyn Notifier,
 ) -> Result<Vec<ExportOutcome>> {
     let inventory = dir.inventory()?;
     let mut batch = Batch::new();
     let mut outcomes = Vec::new();
-    for gun in guns {
+    for (index, gun) in guns.iter().enumerate() {
         let repo = dir.repo(gun)?;
         let target = if guns.len() == 1 {
             out.to_owned()
@@ -242,13 +247,20 @@ pub fn export(
                 batch.link(repo.exported("root.json"), kept);
             }
         }
+        let warnings = UtcTime::parse(&verified.root_expires)
+            .ok()
+            .and_then(|expires| checks::root_expiry_warning(expires, now))
+            .into_iter()
+            .collect();
         outcomes.push(ExportOutcome {
             gun: repo.gun().to_owned(),
             dir: target,
             files: names,
             verified,
             again,
+            warnings,
         });
+        crate::notice::progress(notifier, "root export", index, guns.len());
     }
     dir.commit(batch)?;
     Ok(outcomes)

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::backend::{KeyDescription, Keyring};
 use crate::error::{Error, Result};
 use crate::keyuri::KeyUri;
+use crate::root::checks::{self, Insist};
 use crate::root::draft::{self, Draft, DraftSigner, PendingDoc, ServerKey, SnapshotPlan};
 use crate::signer::Signer;
 use crate::trustdir::{Batch, Inventory, InventoryKey, TrustDir};
@@ -46,6 +47,8 @@ pub struct InitRequest {
     pub now: UtcTime,
     /// Replace an existing draft.
     pub replace_draft: bool,
+    /// The almost-surely-wrong values insisted on ([`checks`]).
+    pub insist: Insist,
 }
 
 /// The inventory entry of a key read from a token.
@@ -89,23 +92,32 @@ struct Resolved {
     uri: String,
 }
 
+/// Resolves a key given for `role`; a key the inventory records for another role is refused
+/// unless insisted on (then `warnings` says so).
 fn resolve(
     keyring: &mut Keyring<'_>,
     inventory: &mut Inventory,
-    uri: &KeyUri,
-    role: &str,
-    now: UtcTime,
+    (uri, role): (&KeyUri, &str),
+    req: &InitRequest,
+    warnings: &mut Vec<String>,
 ) -> Result<Resolved> {
     let key = keyring.public_key(uri)?;
-    let entry = inventory_entry(&key, Some(role), now)?;
+    let entry = inventory_entry(&key, Some(role), req.now)?;
     let public = notary::ecdsa_key(&key.public_key)?;
     let resolved = Resolved {
         key_id: notary::key_id(&public),
         public,
         uri: entry.uri.clone(),
     };
-    if inventory.by_key_id(&entry.key_id).is_none() {
-        inventory.upsert(entry);
+    match inventory.by_key_id(&entry.key_id) {
+        None => inventory.upsert(entry),
+        Some(known) => warnings.extend(checks::key_role(
+            &entry.uri,
+            &entry.key_id,
+            role,
+            known.role.as_deref(),
+            req.insist.role_mismatch,
+        )?),
     }
     Ok(resolved)
 }
@@ -138,12 +150,19 @@ pub fn init(
             req.expires
         )));
     }
+    let mut warnings: Vec<String> = Vec::new();
+    warnings.extend(checks::root_expiry(
+        req.expires,
+        req.now,
+        req.insist.short_expiry,
+    )?);
     let mut repos = Vec::new();
     let mut seen = BTreeSet::new();
     for gun in &req.guns {
         if !seen.insert(gun) {
             return Err(Error::Invalid(format!("--gun {gun} is given twice")));
         }
+        warnings.extend(checks::new_gun(gun, req.insist.unusual_gun)?);
         let repo = dir.repo(gun)?;
         if let Some(v) = repo.latest_root_version()? {
             return Err(Error::Exists(format!(
@@ -171,19 +190,29 @@ pub fn init(
     let targets = resolve(
         keyring,
         &mut inventory,
-        &req.targets_key,
-        "targets",
-        req.now,
+        (&req.targets_key, "targets"),
+        req,
+        &mut warnings,
     )?;
     let snapshot = match &req.snapshot_key {
-        SnapshotKey::Token(uri) => {
-            Some(resolve(keyring, &mut inventory, uri, "snapshot", req.now)?)
-        }
+        SnapshotKey::Token(uri) => Some(resolve(
+            keyring,
+            &mut inventory,
+            (uri, "snapshot"),
+            req,
+            &mut warnings,
+        )?),
         SnapshotKey::Server(_) => None,
     };
     let mut roots = Vec::new();
     for uri in &req.root_keys {
-        roots.push(resolve(keyring, &mut inventory, uri, "root", req.now)?);
+        roots.push(resolve(
+            keyring,
+            &mut inventory,
+            (uri, "root"),
+            req,
+            &mut warnings,
+        )?);
     }
     let mut used: BTreeMap<KeyId, String> = BTreeMap::new();
     let mut claim = |key_id: &KeyId, what: String| -> Result<()> {
@@ -217,7 +246,8 @@ pub fn init(
         .min(req.now.plus(model::days(DEFAULT_TARGETS_DAYS)));
     let mut batch = Batch::new();
     let mut statuses = Vec::with_capacity(repos.len());
-    for repo in &repos {
+    let notifier = keyring.notifier();
+    for (index, repo) in repos.iter().enumerate() {
         let gun = repo.gun();
         let mut keys = BTreeMap::new();
         let mut signers = Vec::new();
@@ -321,7 +351,7 @@ pub fn init(
         batch.write(repo.pending(draft::DRAFT_FILE), record.to_bytes()?);
         batch.remove(repo.pending("snapshot.json"));
         let keys = verify::key_table("root.json", &root.signed.keys)?;
-        statuses.push(draft::status(&draft::PendingDraft {
+        let mut status = draft::status(&draft::PendingDraft {
             draft: record,
             root,
             root_signed,
@@ -332,7 +362,10 @@ pub fn init(
             targets_signed,
             snapshot: None,
             fresh: Vec::new(),
-        }));
+        });
+        status.warnings.clone_from(&warnings);
+        statuses.push(status);
+        crate::notice::progress(notifier.as_ref(), "root init", index, repos.len());
     }
     dir.stage_inventory(&mut batch, &inventory)?;
     dir.commit(batch)?;

@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod change;
+pub mod checks;
 pub mod draft;
 pub mod export;
 pub mod init;
@@ -12,6 +13,7 @@ pub mod publish;
 pub mod pull;
 pub mod rotate;
 pub mod sign;
+pub mod unsign;
 
 pub use draft::{DraftStatus, RoleStatus, SignerState};
 pub use export::{ExportOutcome, export};

@@ -340,7 +340,9 @@ pub fn execute(
 
     let mut batch = Batch::new();
     let mut outcomes = Vec::new();
-    for planned in plan.drafts {
+    let notifier = keyring.notifier();
+    let total = plan.drafts.len();
+    for (index, planned) in plan.drafts.into_iter().enumerate() {
         let mut pending = planned.pending;
         let repo = dir.repo(&pending.draft.gun)?;
         let mut signed = Vec::new();
@@ -393,6 +395,7 @@ pub fn execute(
             notes: planned.notes,
             status,
         });
+        crate::notice::progress(notifier.as_ref(), "root sign", index, total);
     }
     dir.commit(batch)?;
     Ok(outcomes)

@@ -382,7 +382,7 @@ pub fn check_root_doc(
         now,
         dates,
     } = *check;
-    let mut passed = vec!["fields", "canonical-round-trip"];
+    let mut passed = vec!["parse", "fields", "canonical-round-trip"];
     let root = &doc.signed;
     let keys = key_table(file, &root.keys)?;
     passed.push("key-ids");
