@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a failure the operator can fix (one line saying what, one `hint:`
 //! line saying what to do), 2 bad usage.
 
+mod backup;
 mod inspect;
 mod key;
 mod root;
@@ -64,6 +65,9 @@ enum Command {
     Server(server::ServerCommand),
     /// Show what a metadata file holds and whether its signatures are valid.
     Inspect(inspect::InspectArgs),
+    /// Key backups: the drill (verify) and restore.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 /// What a command produced: text for people, JSON for scripts.
@@ -306,6 +310,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Root(cmd) => root::run(&ctx, cmd),
         Command::Server(cmd) => server::run(&ctx, cmd),
         Command::Inspect(args) => inspect::run(&ctx, args),
+        Command::Backup(cmd) => backup::run(&ctx, cmd),
     }
 }
 

@@ -60,6 +60,7 @@ fn inventory_entry(key: &KeyDescription, role: Option<&str>, now: UtcTime) -> Re
         token_label: key.token_label.clone(),
         token_serial: key.token_serial.clone(),
         created: now.to_go_string(),
+        ..InventoryKey::default()
     })
 }
 
