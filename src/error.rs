@@ -477,6 +477,14 @@ pub enum Error {
         /// The key ID expected.
         expected: String,
     },
+    /// A request the backup commands refuse, with what to do instead.
+    #[error("{message}")]
+    Request {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: &'static str,
+    },
     /// `key export-notary` refuses this key.
     #[error("refusing to export key {key}: {reason}")]
     ExportRefused {
@@ -543,6 +551,7 @@ impl Error {
             Error::ImportFailed { .. } => "the key could not be taken back from the tokens named; overwrite or remove it there before you use them, then run the command again".into(),
             Error::NotInInventory { .. } => "check --dir (ROOTKEEPER_DIR): a drill or restore compares the key with the inventory that recorded it; `rootkeeper key list` shows the keys here".into(),
             Error::TokenKeyDiffers { .. } => "the token and the backup disagree: do not use either for this key until you know why (was the token replaced, or the backup mixed up?)".into(),
+            Error::Request { hint, .. } => (*hint).into(),
             Error::ExportRefused { .. } => "export-notary writes only keys that existed outside hardware (in-memory with backups, or imported), from their backup; a root key needs --allow-root".into(),
             Error::PcscUnavailable { .. } => "YubiKeys are reached through pcscd: install and start it (apt-get install pcscd; systemctl start pcscd.socket, or run pcscd)".into(),
             _ => return None,

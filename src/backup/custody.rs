@@ -36,6 +36,14 @@ use crate::trustdir::{
 use crate::tuf::model::UtcTime;
 use crate::tuf::notary;
 
+/// A refused request, with what to do about it.
+fn request(message: impl Into<String>, hint: &'static str) -> Error {
+    Error::Request {
+        message: message.into(),
+        hint,
+    }
+}
+
 /// A drill older than this many days is called stale by `key list`.
 pub const DRILL_MAX_AGE_DAYS: i64 = 365;
 
@@ -103,10 +111,13 @@ impl Target {
         match uri {
             KeyUri::Pkcs11(p) => {
                 if p.names_key() {
-                    return Err(Error::Invalid(format!(
-                        "{} names a key, not a token: leave out object= and id= (the key gets the label `{label}`)",
-                        p.without_pin_source()
-                    )));
+                    return Err(request(
+                        format!(
+                            "{} names a key, not a token: leave out object= and id= (the key gets the label `{label}`)",
+                            p.without_pin_source()
+                        ),
+                        "name the token only, e.g. pkcs11:token=custodian-b (`rootkeeper token list` prints it)",
+                    ));
                 }
                 let session = keyring.session(p)?;
                 session.check_free(label, id)?;
@@ -114,15 +125,21 @@ impl Target {
             }
             KeyUri::YubiKey(y) => {
                 let Some(slot) = y.slot else {
-                    return Err(Error::Invalid(format!(
-                        "{} names no slot for the key: add slot=9c (or 9a, 9d, 9e, 82..95)",
-                        y.without_sources()
-                    )));
+                    return Err(request(
+                        format!(
+                            "{} names no slot for the key: add slot=9c (or 9a, 9d, 9e, 82..95)",
+                            y.without_sources()
+                        ),
+                        "a YubiKey key goes into a slot: yubikey:serial=N;slot=9c",
+                    ));
                 };
                 if label.is_empty() || label.len() > 64 {
-                    return Err(Error::Invalid(format!(
-                        "the label `{label}` does not fit a YubiKey certificate: 1 to 64 characters"
-                    )));
+                    return Err(request(
+                        format!(
+                            "the label `{label}` does not fit a YubiKey certificate: 1 to 64 characters"
+                        ),
+                        "choose a --label of at most 64 characters",
+                    ));
                 }
                 let device = keyring.yubikey(y)?;
                 device.check_slot_free(slot, false)?;
@@ -213,16 +230,19 @@ fn open_targets(
     id: &[u8],
 ) -> Result<Vec<Target>> {
     if uris.is_empty() {
-        return Err(Error::Invalid("no token to put the key into".into()));
+        return Err(request("no token to put the key into", "give --token URI"));
     }
     let mut targets: Vec<Target> = Vec::with_capacity(uris.len());
     for uri in uris {
         let target = Target::open(keyring, uri, label, id)?;
         if targets.iter().any(|t| t.identity() == target.identity()) {
-            return Err(Error::Invalid(format!(
-                "{} is named twice; each copy of the key goes into another token",
-                target.describe()
-            )));
+            return Err(request(
+                format!(
+                    "{} is named twice; each copy of the key goes into another token",
+                    target.describe()
+                ),
+                "give each token once: --token for the first, --import-to for each other",
+            ));
         }
         targets.push(target);
     }
@@ -295,7 +315,10 @@ impl BackupPlan {
         if self.split.is_some() {
             for i in 1..=self.recipients.len() {
                 let i = u8::try_from(i).map_err(|_| {
-                    Error::Invalid("a split has at most 255 shares (one per recipient)".into())
+                    request(
+                        "a split has at most 255 shares (one per recipient)",
+                        "split among at most 255 recipients",
+                    )
                 })?;
                 paths.push(super::share_path(&out, i));
             }
@@ -311,21 +334,26 @@ impl BackupPlan {
     /// Checks what can be checked before any key exists.
     fn check(&self) -> Result<()> {
         if self.recipients.is_empty() {
-            return Err(Error::Invalid(
-                "a key made or imported in memory needs backups: give --backup-to RECIPIENT (or --backup-passphrase-file F) and --backup-out PATH".into(),
+            return Err(request(
+                "a key made or imported in memory needs backups: give --backup-to RECIPIENT (or --backup-passphrase-file F) and --backup-out PATH",
+                "each custodian gives you the age1… line `age-keygen` printed; --backup-out names the file",
             ));
         }
         if let Some(m) = self.split {
             if self.recipients.iter().any(Recipient::is_passphrase) {
-                return Err(Error::Invalid(
-                    "a split goes to age recipients, one per share; a passphrase cannot take a share".into(),
+                return Err(request(
+                    "a split goes to age recipients, one per share; a passphrase cannot take a share",
+                    "split among age recipients, and make a passphrase backup with a separate command if you want one",
                 ));
             }
             let n = self.recipients.len();
             if m < 2 || usize::from(m) > n {
-                return Err(Error::Invalid(format!(
-                    "a {m}-of-{n} split is not possible: need 2 <= M <= N, one --backup-to recipient per share"
-                )));
+                return Err(request(
+                    format!(
+                        "a {m}-of-{n} split is not possible: need 2 <= M <= N, one --backup-to recipient per share"
+                    ),
+                    "give one --backup-to per share: --split 2-of-3 needs three recipients",
+                ));
             }
         }
         self.paths().map(|_| ())
@@ -501,13 +529,15 @@ pub fn generate_in_memory(
 
 fn check_label(label: &str) -> Result<()> {
     if label.is_empty() || label.chars().count() > 128 || label.chars().any(char::is_control) {
-        return Err(Error::Invalid(
-            "--label must be 1 to 128 printable characters".into(),
+        return Err(request(
+            "--label must be 1 to 128 printable characters",
+            "choose a --label of 1 to 128 printable characters",
         ));
     }
     if label.trim() != label {
-        return Err(Error::Invalid(
-            "--label must not start or end with a space".into(),
+        return Err(request(
+            "--label must not start or end with a space",
+            "remove the spaces around the --label",
         ));
     }
     Ok(())
@@ -569,7 +599,7 @@ fn place(
     }
     let mut entry = match descriptions.first() {
         Some(first) => inventory_entry(first, Some(p.role), p.now, p.policy)?,
-        None => return Err(Error::Invalid("no token to put the key into".into())),
+        None => return Err(request("no token to put the key into", "give --token URI")),
     };
     let key_id = entry.key_id.clone();
     let copies: Vec<KeyCopy> = descriptions
@@ -622,7 +652,10 @@ fn place(
 /// Reads the files given to `backup verify` / `backup restore` (absolute names).
 fn read_files(paths: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
     if paths.is_empty() {
-        return Err(Error::Invalid("give at least one backup FILE".into()));
+        return Err(request(
+            "give at least one backup FILE",
+            "give the backup file (and, for a split backup, M of its share files PATH.N.age)",
+        ));
     }
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
@@ -917,10 +950,10 @@ pub fn notary_key_files(trust: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{} holds no key files (*.key)",
-            folder.display()
-        )));
+        return Err(request(
+            format!("{} holds no key files (*.key)", folder.display()),
+            "give the folder that holds private/ (e.g. ~/.docker/trust or ~/.notary), or the key files themselves",
+        ));
     }
     Ok(files)
 }
@@ -979,16 +1012,21 @@ pub fn import_notary(
     notifier: &dyn Notifier,
 ) -> Result<Vec<Imported>> {
     if req.files.is_empty() {
-        return Err(Error::Invalid("no key file to import".into()));
+        return Err(request(
+            "no key file to import",
+            "give a key file (~/.docker/trust/private/*.key) or a trust folder",
+        ));
     }
     if req.files.len() > 1 && (req.label.is_some() || req.backup.is_some()) {
-        return Err(Error::Invalid(
-            "--label and backups apply to one key file at a time".into(),
+        return Err(request(
+            "--label and backups apply to one key file at a time",
+            "import one file when you give --label or backup options",
         ));
     }
     if req.files.len() > 1 && matches!(req.token, KeyUri::YubiKey(_)) {
-        return Err(Error::Invalid(
-            "a YubiKey slot takes one key: import one file per slot".into(),
+        return Err(request(
+            "a YubiKey slot takes one key: import one file per slot",
+            "import one key file per command into a YubiKey slot, or import into a PKCS#11 token",
         ));
     }
     if let Some(plan) = &req.backup {
@@ -1162,14 +1200,20 @@ pub fn find_key<'a>(inventory: &'a Inventory, key: &str) -> Result<&'a Inventory
     let by_label: Vec<&InventoryKey> = inventory.keys.iter().filter(|k| k.label == key).collect();
     match by_label.as_slice() {
         [one] => Ok(one),
-        [] => Err(Error::NotFound(format!(
-            "no key `{}` in the inventory (give its key ID, URI or label; `rootkeeper key list` shows them)",
-            crate::text::escape_untrusted(key)
-        ))),
-        _ => Err(Error::Invalid(format!(
-            "several keys are labelled `{}`: give the key ID",
-            crate::text::escape_untrusted(key)
-        ))),
+        [] => Err(request(
+            format!(
+                "no key `{}` in the inventory (give its key ID, URI or label; `rootkeeper key list` shows them)",
+                crate::text::escape_untrusted(key)
+            ),
+            "`rootkeeper key list` shows every key ID, URI and label",
+        )),
+        _ => Err(request(
+            format!(
+                "several keys are labelled `{}`: give the key ID",
+                crate::text::escape_untrusted(key)
+            ),
+            "`rootkeeper key list` shows each key ID",
+        )),
     }
 }
 
@@ -1208,9 +1252,9 @@ pub fn export_notary(
         .clone()
         .or_else(|| entry.role.clone())
         .ok_or_else(|| {
-            Error::Invalid(
-                "the inventory names no role for this key: give --role (e.g. a docker signer name)"
-                    .into(),
+            request(
+                "the inventory names no role for this key: give --role (e.g. a docker signer name)",
+                "give --role NAME (e.g. targets, or a docker signer name)",
             )
         })?;
     if role == "root" && !req.allow_root {
@@ -1224,8 +1268,9 @@ pub fn export_notary(
         match plain.as_slice() {
             [one] => vec![PathBuf::from(&one.file)],
             _ => {
-                return Err(Error::Invalid(
-                    "say which backup to take the key from: --from FILE (a split backup: the backup file and M shares)".into(),
+                return Err(request(
+                    "say which backup to take the key from: --from FILE (a split backup: the backup file and M shares)",
+                    "give --from FILE (the backup file, and for a split backup M share files) and --identity FILE",
                 ));
             }
         }
@@ -1255,9 +1300,10 @@ pub fn export_notary(
     entry_for(&inventory, &opened.backup, &joined)?;
     let gun = match role.as_str() {
         "targets" | "snapshot" => Some(req.gun.clone().ok_or_else(|| {
-            Error::Invalid(format!(
-                "a {role} key file names its repository: give --gun GUN"
-            ))
+            request(
+                format!("a {role} key file names its repository: give --gun GUN"),
+                "give --gun GUN, the repository the key signs for",
+            )
         })?),
         _ => None,
     };
