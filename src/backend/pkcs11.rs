@@ -871,9 +871,9 @@ impl TokenSession {
         Ok(())
     }
 
-    /// Destroys the objects labelled `label` with CKA_ID `id` that [`import_p256_key`]
-    /// (Self::import_p256_key) made: to take an import back when a later step of the same
-    /// command failed. Returns how many objects were destroyed.
+    /// Destroys the objects labelled `label` with CKA_ID `id` that
+    /// [`import_p256_key`](Self::import_p256_key) made: to take an import back when a later
+    /// step of the same command failed. Returns how many objects were destroyed.
     pub fn remove_imported(&self, label: &str, id: &[u8]) -> Result<usize> {
         let handles = self
             .session
