@@ -511,6 +511,62 @@ pub enum Error {
         /// The new root's version.
         version: u64,
     },
+    /// A file rootkeeper would write exists already (backups and key files are never
+    /// overwritten).
+    #[error("{} exists already; nothing was written", crate::text::escape_untrusted(&path.display().to_string()))]
+    FileExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Importing a key into a token failed; what was done before was taken back.
+    #[error("importing the key into {token} failed: {reason}{}", if left.is_empty() { String::new() } else { format!("; still holding the key: {left}") })]
+    ImportFailed {
+        /// The token.
+        token: String,
+        /// Why (the token's error).
+        reason: String,
+        /// Tokens whose import could not be taken back, empty when all were.
+        left: String,
+    },
+    /// A backup holds a key the inventory does not know.
+    #[error(
+        "{what}: holds key {key_id} (`{}`), which is not in this trust directory's inventory",
+        crate::text::escape_untrusted(label)
+    )]
+    NotInInventory {
+        /// The files.
+        what: String,
+        /// The key's canonical ID.
+        key_id: String,
+        /// The label the backup gives.
+        label: String,
+    },
+    /// A token holds another key under the URI the inventory records.
+    #[error("{uri} holds key {found}, not the backed-up key {expected}")]
+    TokenKeyDiffers {
+        /// The URI.
+        uri: String,
+        /// The key ID found there.
+        found: String,
+        /// The key ID expected.
+        expected: String,
+    },
+    /// A request the backup commands refuse, with what to do instead.
+    #[error("{message}")]
+    Request {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// `key export-notary` refuses this key.
+    #[error("refusing to export key {key}: {reason}")]
+    ExportRefused {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -566,6 +622,13 @@ impl Error {
             Error::WrongPinWhitespace { path, .. } => format!("rootkeeper keeps a PIN file's first line exactly as written (only the line ending is removed); if the PIN has no spaces, remove them from {}", path.display()),
             Error::ModuleInit { softhsm: true, .. } => "SoftHSM reads its configuration from the file SOFTHSM2_CONF names: point SOFTHSM2_CONF at a softhsm2.conf whose directories.tokendir exists, or name another module with module-path= in the URI, --module or ROOTKEEPER_PKCS11_MODULE".into(),
             Error::ModuleInit { .. } => "check the module's own configuration and its device; or name another module with module-path= in the URI, --module or ROOTKEEPER_PKCS11_MODULE".into(),
+            Error::FileExists { .. } => "rootkeeper never overwrites a backup or key file: choose another path, or move the old file away first if you are sure it is not needed".into(),
+            Error::ImportFailed { left, .. } if left.is_empty() => "no token holds the key and no backup file was kept; fix the token named and run the command again".into(),
+            Error::ImportFailed { .. } => "the key could not be taken back from the tokens named; overwrite or remove it there before you use them, then run the command again".into(),
+            Error::NotInInventory { .. } => "check --dir (ROOTKEEPER_DIR): a drill or restore compares the key with the inventory that recorded it; `rootkeeper key list` shows the keys here".into(),
+            Error::TokenKeyDiffers { .. } => "the token and the backup disagree: do not use either for this key until you know why (was the token replaced, or the backup mixed up?)".into(),
+            Error::Request { hint, .. } => (*hint).into(),
+            Error::ExportRefused { .. } => "export-notary writes only keys that existed outside hardware (in-memory with backups, or imported), from their backup; a root key needs --allow-root".into(),
             Error::PcscUnavailable { .. } => "YubiKeys are reached through pcscd: install and start it (apt-get install pcscd; systemctl start pcscd.socket, or run pcscd)".into(),
             Error::PullRefused { .. } => "the server does not serve the repository this trust directory made; do not sign anything on top of it until you know why (another publisher, a wrong --server or --gun, or an attack)".into(),
             Error::Rollback { .. } => "a server (or someone between it and you) is serving old metadata, which would undo revocations; do not sign on top of it, and ask the server's operator".into(),

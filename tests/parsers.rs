@@ -2060,6 +2060,7 @@ fn inventory_key() -> impl Strategy<Value = InventoryKey> {
                 token_label,
                 token_serial,
                 created,
+                ..InventoryKey::default()
             },
         )
 }
@@ -2180,6 +2181,7 @@ static DRAFT: LazyLock<DraftFiles> = LazyLock::new(|| {
             token_label: "custodian".into(),
             token_serial: "2c1f".into(),
             created: "2026-11-28T07:39:08Z".into(),
+            ..InventoryKey::default()
         });
     }
     let root_signed = root.signed_bytes().unwrap();

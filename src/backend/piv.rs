@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use p256::ecdsa::{Signature, VerifyingKey};
-use p256::pkcs8::DecodePublicKey;
+use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
 use serde::Serialize;
 use x509_cert::der::{Decode, Encode};
 use x509_cert::name::Name;
@@ -1240,6 +1240,69 @@ impl Device {
             operation: format!("reading slot {slot} back"),
             reason: "the slot is empty after generating".into(),
         })
+    }
+
+    /// Imports a P-256 key held in memory into `slot` (`key generate --in-memory`, `backup
+    /// restore`, `key import`), with the given policies, and stores a self-signed certificate
+    /// (CN = `label`) signed by the imported key on the card, so that other PIV tools see it.
+    /// Needs [`login`](Self::login) and [`authenticate`](Self::authenticate) first. A filled
+    /// slot is refused (an import never overwrites). The card then reports the key as
+    /// imported (firmware 5.3 and later) and cannot attest it. Afterwards the slot must give
+    /// back the same public key (from its metadata or the certificate).
+    pub fn import(
+        &self,
+        slot: PivSlot,
+        label: &str,
+        key: &crate::backend::memory::MemorySigner,
+        pin_policy: PivPinPolicy,
+        touch_policy: PivTouchPolicy,
+        notifier: &dyn Notifier,
+    ) -> Result<SlotInfo> {
+        self.check_slot_free(slot, false)?;
+        if !self.mgm_authenticated.get() {
+            return Err(Error::ManagementKey {
+                device: self.describe(),
+                reason: "not authenticated".into(),
+            });
+        }
+        let public_key = *key.public_key();
+        let what = format!("imported key in slot {slot} of {}", self.describe());
+        let spki_der = public_key.to_public_key_der().map_err(|e| Error::Key {
+            what: what.clone(),
+            reason: e.to_string(),
+        })?;
+        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
+            .map_err(|e| Error::Key {
+                what: what.clone(),
+                reason: e.to_string(),
+            })?;
+        let id = slot_id(slot)?;
+        {
+            // Exactly 32 bytes: the crate computes the padding from the length.
+            let scalar = key.scalar();
+            piv::import_ecc_key(
+                &mut self.yk.borrow_mut(),
+                id,
+                AlgorithmId::EccP256,
+                scalar.as_slice(),
+                touch_policy.to_yubikey(),
+                pin_policy.to_yubikey(),
+            )
+            .map_err(self.fail(format!("importing a P-256 key into slot {slot}")))?;
+        }
+        self.self_sign(slot, label, spki, &public_key, touch_policy, notifier)?;
+        let info = self.slot(slot)?.ok_or_else(|| Error::Piv {
+            device: self.describe(),
+            operation: format!("reading slot {slot} back"),
+            reason: "the slot is empty after importing".into(),
+        })?;
+        if info.public_key != Some(public_key) {
+            return Err(Error::Key {
+                what,
+                reason: "the card gives back another public key than the one imported".into(),
+            });
+        }
+        Ok(info)
     }
 
     fn self_sign(

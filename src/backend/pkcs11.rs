@@ -786,25 +786,7 @@ impl TokenSession {
                 "an imported key needs a non-empty label and CKA_ID".into(),
             ));
         }
-        let taken = |attr: Attribute| -> Result<bool> {
-            Ok(!self
-                .session
-                .find_objects(&[attr])
-                .map_err(ck("C_FindObjects", &token))?
-                .is_empty())
-        };
-        if taken(Attribute::Label(label.as_bytes().to_vec()))? {
-            return Err(Error::LabelTaken {
-                token: token.clone(),
-                label: label.into(),
-            });
-        }
-        if taken(Attribute::Id(id.to_vec()))? {
-            return Err(Error::KeyIdTaken {
-                token: token.clone(),
-                id: hex::encode(id),
-            });
-        }
+        self.check_free(label, id)?;
         let public_key = *crate::signer::Signer::public_key(key);
         let point = public_key.to_sec1_point(false);
         let mut ec_point = vec![0x04, 0x41];
@@ -861,6 +843,53 @@ impl TokenSession {
             id: id.to_vec(),
             public_key,
         })
+    }
+
+    /// Refuses when the token holds any object labelled `label` or with CKA_ID `id` (checked
+    /// before a key is made or imported, so that a refusal costs nothing).
+    pub fn check_free(&self, label: &str, id: &[u8]) -> Result<()> {
+        let token = &self.token.label;
+        let taken = |attr: Attribute| -> Result<bool> {
+            Ok(!self
+                .session
+                .find_objects(&[attr])
+                .map_err(ck("C_FindObjects", token))?
+                .is_empty())
+        };
+        if taken(Attribute::Label(label.as_bytes().to_vec()))? {
+            return Err(Error::LabelTaken {
+                token: token.clone(),
+                label: label.into(),
+            });
+        }
+        if !id.is_empty() && taken(Attribute::Id(id.to_vec()))? {
+            return Err(Error::KeyIdTaken {
+                token: token.clone(),
+                id: hex::encode(id),
+            });
+        }
+        Ok(())
+    }
+
+    /// Destroys the objects labelled `label` with CKA_ID `id` that
+    /// [`import_p256_key`](Self::import_p256_key) made: to take an import back when a later
+    /// step of the same command failed. Returns how many objects were destroyed.
+    pub fn remove_imported(&self, label: &str, id: &[u8]) -> Result<usize> {
+        let handles = self
+            .session
+            .find_objects(&[
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.to_vec()),
+            ])
+            .map_err(ck("C_FindObjects", &self.token.label))?;
+        let mut n = 0usize;
+        for handle in handles {
+            self.session
+                .destroy_object(handle)
+                .map_err(ck("C_DestroyObject", &self.token.label))?;
+            n = n.saturating_add(1);
+        }
+        Ok(n)
     }
 
     fn check_import(

@@ -13,6 +13,7 @@
 //! only in zeroizing buffers in a process that cannot dump core.
 
 pub mod crypt;
+pub mod custody;
 pub mod document;
 pub mod notary_key;
 mod shamir;

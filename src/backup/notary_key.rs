@@ -366,7 +366,11 @@ fn tlv(tag: u8, content: &[u8]) -> Zeroizing<Vec<u8>> {
     out
 }
 
-fn role_allowed(role: &str, gun: Option<&str>) -> std::result::Result<(), NotaryKeyProblem> {
+fn role_allowed(
+    role: &str,
+    gun: Option<&str>,
+    allow_root: bool,
+) -> std::result::Result<(), NotaryKeyProblem> {
     let valid_name = !role.is_empty()
         && role.len() <= 255
         && role
@@ -379,6 +383,10 @@ fn role_allowed(role: &str, gun: Option<&str>) -> std::result::Result<(), Notary
         )));
     }
     match (role, gun) {
+        ("root", None) if allow_root => Ok(()),
+        ("root", Some(_)) if allow_root => Err(NotaryKeyProblem::Role(
+            "notary writes no GUN for a root key".into(),
+        )),
         ("root" | "timestamp", _) => Err(NotaryKeyProblem::Role(format!(
             "refusing to write a {role} key into a notary key file"
         ))),
@@ -408,8 +416,20 @@ pub fn write(
     gun: Option<&str>,
     passphrase: &Pin,
 ) -> Result<String> {
+    write_key_file(key, role, gun, passphrase, false)
+}
+
+/// [`write`], and with `allow_root` also a root key (no GUN), for an operator who said
+/// `--allow-root`: a root key in a file is a copy outside hardware.
+pub fn write_key_file(
+    key: &MemorySigner,
+    role: &str,
+    gun: Option<&str>,
+    passphrase: &Pin,
+    allow_root: bool,
+) -> Result<String> {
     let what = file_name(key.public_key());
-    role_allowed(role, gun).map_err(|p| fail(&what, p))?;
+    role_allowed(role, gun, allow_root).map_err(|p| fail(&what, p))?;
     if passphrase.expose().chars().count() < MIN_PASSPHRASE {
         return Err(fail(&what, NotaryKeyProblem::WeakPassphrase));
     }

@@ -1,4 +1,5 @@
-//! `rootkeeper key generate`, `rootkeeper key list` and `rootkeeper key attest`.
+//! `rootkeeper key generate` (inside a token, or `--in-memory` with backups), `key list`,
+//! `key attest`, `key import` (from notary / docker trust) and `key export-notary`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -10,10 +11,16 @@ use rootkeeper::attest::{self, TrustRoots};
 use rootkeeper::backend::piv::{self, Firmware, PivPinPolicy, PivTouchPolicy};
 use rootkeeper::backend::pkcs11::Module;
 use rootkeeper::backend::{KeyDescription, Keyring};
+use rootkeeper::backup::custody::{
+    self, ExportRequest, GenerateRequest, NotaryImportRequest, PivPolicies,
+};
 use rootkeeper::keyuri::{KeyUri, YubiKeyUri};
+use rootkeeper::secret::Pin;
+use rootkeeper::trustdir::KeyPolicy;
 use rootkeeper::tuf::model::UtcTime;
 use serde_json::json;
 
+use super::backup::{BackupOutArgs, IdentityArgs, custody_lines, shared_prompter, written_lines};
 use super::token::Present;
 use super::{Ctx, Output, json};
 
@@ -89,7 +96,46 @@ pub enum KeyCommand {
         /// YubiKey only: replace a key already in the slot (it is destroyed).
         #[arg(long)]
         force: bool,
+        /// Generate the key in memory instead, import it into --token and every --import-to
+        /// (sensitive, not extractable, same label and ID everywhere) and write encrypted
+        /// backups (--backup-to, --backup-out). Policy: in-memory-with-backups.
+        #[arg(long)]
+        in_memory: bool,
+        /// With --in-memory: another token (or YubiKey slot) to import the key into. Repeat.
+        #[arg(long = "import-to", value_name = "URI")]
+        import_to: Vec<String>,
+        #[command(flatten)]
+        backup: BackupOutArgs,
     },
+    /// Import notary / docker trust private key files (~/.docker/trust/private/*.key,
+    /// ~/.notary/private/*.key) into a token as non-extractable keys. Give a folder (e.g.
+    /// ~/.docker/trust) to import every key in it, with their roles.
+    Import {
+        /// Key files, or a docker / notary trust folder.
+        #[arg(value_name = "FILE|DIR", required = true)]
+        paths: Vec<PathBuf>,
+        /// The token, e.g. pkcs11:token=release (or a YubiKey slot for one key).
+        #[arg(long, value_name = "URI")]
+        token: String,
+        /// A file whose first line is a passphrase to try on the key files. Repeat (e.g. the
+        /// root and the repository passphrase); a key none opens is asked for.
+        #[arg(long = "passphrase-file", value_name = "FILE")]
+        passphrase_files: Vec<PathBuf>,
+        /// The key's label on the token (one file only; default ROLE-KEYID8).
+        #[arg(long)]
+        label: Option<String>,
+        /// YubiKey only: when the key needs the PIN (default once).
+        #[arg(long, value_enum)]
+        pin_policy: Option<PinPolicyArg>,
+        /// YubiKey only: when the key needs a touch (default never).
+        #[arg(long, value_enum)]
+        touch_policy: Option<TouchPolicyArg>,
+        #[command(flatten)]
+        backup: BackupOutArgs,
+    },
+    /// Write a key whose backup rootkeeper holds as a notary key file (notary's own
+    /// encryption), for a CI machine that signs with docker or notary.
+    ExportNotary(ExportArgs),
     /// Verify a YubiKey key's attestation (generated on the device, which device, which
     /// policies) and store it in the trust directory.
     Attest {
@@ -117,8 +163,32 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> anyhow::Result<Output> {
             pin_policy,
             touch_policy,
             force,
+            in_memory,
+            import_to,
+            backup,
         } => {
             let token = super::key_uri(&token)?;
+            if in_memory {
+                if force {
+                    return Err(super::usage(
+                        "--force does not go with --in-memory: an imported key never overwrites a slot",
+                    ));
+                }
+                return generate_in_memory(
+                    ctx,
+                    token,
+                    &import_to,
+                    &label,
+                    role,
+                    &backup,
+                    (pin_policy, touch_policy),
+                );
+            }
+            if !import_to.is_empty() || backup.given() {
+                return Err(super::usage(
+                    "--import-to and the --backup-* options go with --in-memory; a key generated inside a token cannot be copied or backed up",
+                ));
+            }
             match &token {
                 KeyUri::YubiKey(uri) => generate_yubikey(
                     ctx,
@@ -142,6 +212,24 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> anyhow::Result<Output> {
             }
         }
         KeyCommand::List { module } => list(ctx, module),
+        KeyCommand::Import {
+            paths,
+            token,
+            passphrase_files,
+            label,
+            pin_policy,
+            touch_policy,
+            backup,
+        } => import(
+            ctx,
+            &paths,
+            &token,
+            &passphrase_files,
+            label,
+            (pin_policy, touch_policy),
+            &backup,
+        ),
+        KeyCommand::ExportNotary(args) => export_notary(ctx, args),
         KeyCommand::Attest {
             uri,
             attestation_roots,
@@ -173,12 +261,7 @@ fn generate(
     let key = session
         .generate_key(label)
         .with_context(|| format!("generating `{label}` on {}", session.token().describe()))?;
-    let entry = rootkeeper::root::record_key(
-        &dir,
-        &KeyDescription::pkcs11(&key, session.token()),
-        role.map(RoleName::as_str),
-        UtcTime::now(),
-    )?;
+    let entry = record_hardware_only(&dir, &KeyDescription::pkcs11(&key, session.token()), role)?;
     Ok(Output::new(
         format!(
             "generated P-256 key `{label}` inside {}\n  uri:    {}\n  key ID: {}\n  role:   {}\n",
@@ -189,6 +272,259 @@ fn generate(
         ),
         json(&entry),
     ))
+}
+
+/// Records a key generated inside its token: policy hardware-only.
+fn record_hardware_only(
+    dir: &rootkeeper::trustdir::TrustDir,
+    key: &KeyDescription,
+    role: Option<RoleName>,
+) -> anyhow::Result<rootkeeper::trustdir::InventoryKey> {
+    let entry = custody::inventory_entry(
+        key,
+        role.map(RoleName::as_str),
+        UtcTime::now(),
+        KeyPolicy::HardwareOnly,
+    )?;
+    let mut inventory = dir.inventory()?;
+    inventory.upsert(entry.clone());
+    dir.save_inventory(&inventory)?;
+    Ok(entry)
+}
+
+/// The YubiKey slot policies for a token; refused for a PKCS#11 token.
+pub fn piv_policies(
+    token: &KeyUri,
+    pin_policy: Option<PinPolicyArg>,
+    touch_policy: Option<TouchPolicyArg>,
+) -> anyhow::Result<PivPolicies> {
+    if matches!(token, KeyUri::Pkcs11(_)) && (pin_policy.is_some() || touch_policy.is_some()) {
+        return Err(super::usage(
+            "--pin-policy and --touch-policy apply to YubiKeys only",
+        ));
+    }
+    Ok(PivPolicies {
+        pin: match pin_policy.unwrap_or(PinPolicyArg::Once) {
+            PinPolicyArg::Once => PivPinPolicy::Once,
+            PinPolicyArg::Always => PivPinPolicy::Always,
+        },
+        touch: match touch_policy.unwrap_or(TouchPolicyArg::Never) {
+            TouchPolicyArg::Never => PivTouchPolicy::Never,
+            TouchPolicyArg::Always => PivTouchPolicy::Always,
+            TouchPolicyArg::Cached => PivTouchPolicy::Cached,
+        },
+    })
+}
+
+fn generate_in_memory(
+    ctx: &Ctx,
+    token: KeyUri,
+    import_to: &[String],
+    label: &str,
+    role: Option<RoleName>,
+    backup: &BackupOutArgs,
+    (pin_policy, touch_policy): (Option<PinPolicyArg>, Option<TouchPolicyArg>),
+) -> anyhow::Result<Output> {
+    let Some(role) = role else {
+        return Err(super::usage(
+            "--in-memory needs --role: the backups record what the key is for",
+        ));
+    };
+    let Some(plan) = backup.plan()? else {
+        return Err(super::usage(
+            "--in-memory needs backups: --backup-to RECIPIENT... (or --backup-passphrase-file F) and --backup-out PATH; a key made outside hardware without a backup is the worst of both policies",
+        ));
+    };
+    let mut tokens = vec![token];
+    tokens.extend(super::key_uris(import_to)?);
+    let yubikey = tokens.iter().any(|t| matches!(t, KeyUri::YubiKey(_)));
+    let piv = match tokens.iter().find(|t| matches!(t, KeyUri::YubiKey(_))) {
+        Some(t) => piv_policies(t, pin_policy, touch_policy)?,
+        None => piv_policies(&tokens[0], pin_policy, touch_policy)?,
+    };
+    let dir = ctx.trust_dir()?;
+    let pins = ctx.pins();
+    let mut keyring = Keyring::new(&pins);
+    let placed = custody::generate_in_memory(
+        &dir,
+        &mut keyring,
+        &GenerateRequest {
+            label: label.to_owned(),
+            role: role.as_str().to_owned(),
+            tokens,
+            backup: plan,
+            piv,
+            now: UtcTime::now(),
+        },
+        &shared_prompter(),
+        &*ctx.prompter.notifier,
+    )?;
+    ctx.note_logins(&keyring);
+    let entry = &placed.entry;
+    let mut text = format!(
+        "generated P-256 key `{label}` in memory and imported it into {} token(s) as a sensitive, non-extractable key; the key in memory was wiped\n  key ID: {}\n  role:   {}\n  policy: {}\n",
+        1 + entry.copies.len(),
+        entry.key_id,
+        role.as_str(),
+        KeyPolicy::InMemoryWithBackups.as_str(),
+    );
+    for uri in entry.uris() {
+        let _ = writeln!(text, "  uri:    {uri}");
+    }
+    if yubikey {
+        text.push_str("  YubiKey slots report the key as imported (not attestable) and hold a self-signed certificate\n");
+    }
+    written_lines(&placed, &mut text);
+    let mut doc = json(entry);
+    doc["files"] = json!(placed.files);
+    Ok(Output::new(text, doc))
+}
+
+fn import(
+    ctx: &Ctx,
+    paths: &[PathBuf],
+    token: &str,
+    passphrase_files: &[PathBuf],
+    label: Option<String>,
+    (pin_policy, touch_policy): (Option<PinPolicyArg>, Option<TouchPolicyArg>),
+    backup: &BackupOutArgs,
+) -> anyhow::Result<Output> {
+    let token = super::key_uri(token)?;
+    let piv = piv_policies(&token, pin_policy, touch_policy)?;
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            files.extend(custody::notary_key_files(path)?);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut passphrases = Vec::new();
+    for path in passphrase_files {
+        passphrases.push(Pin::from_file(path)?);
+    }
+    let plan = backup.plan()?;
+    let dir = ctx.trust_dir()?;
+    let pins = ctx.pins();
+    let mut keyring = Keyring::new(&pins);
+    let done = custody::import_notary(
+        &dir,
+        &mut keyring,
+        &NotaryImportRequest {
+            files,
+            token,
+            passphrases,
+            label,
+            backup: plan,
+            piv,
+            now: UtcTime::now(),
+        },
+        &ctx.prompter,
+        &shared_prompter(),
+        &*ctx.prompter.notifier,
+    )?;
+    ctx.note_logins(&keyring);
+    let mut text = String::new();
+    let mut docs = Vec::new();
+    for d in &done {
+        let entry = &d.placed.entry;
+        let uri = entry
+            .copies
+            .last()
+            .map_or(entry.uri.as_str(), |c| c.uri.as_str());
+        let _ = writeln!(
+            text,
+            "imported {} (role {}) as a sensitive, non-extractable key\n  uri:    {uri}\n  key ID: {}\n  policy: imported (it existed outside hardware: keep a backup)",
+            d.file.display(),
+            d.role.as_deref().unwrap_or("not named"),
+            entry.key_id,
+        );
+        written_lines(&d.placed, &mut text);
+        let mut doc = json(entry);
+        doc["file"] = json!(d.file);
+        docs.push(doc);
+    }
+    text.push_str(
+        "retire the old files: each still holds its key, encrypted only with its passphrase.\n  Once the token (and a backup, if you want one: --backup-to) holds the key, delete every copy:\n",
+    );
+    for d in &done {
+        let _ = writeln!(text, "    shred -u {}", d.file.display());
+    }
+    text.push_str("  and the copies of them in other trust folders, backups and CI machines; on an SSD, deleting does not erase: treat the passphrase as known to whoever may have a copy.\n");
+    Ok(Output::new(text, json!({ "imported": docs })))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The key: its key ID, URI or label in the inventory.
+    key: String,
+    /// The key file to write (mode 0600; never overwritten).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The backup to take the key from (default: the key's one unsplit backup); a split
+    /// backup: the backup file and M share files.
+    #[arg(long = "from", value_name = "FILE")]
+    from: Vec<PathBuf>,
+    #[command(flatten)]
+    identities: IdentityArgs,
+    /// The new key file's passphrase, on this file's first line (else asked for twice).
+    #[arg(long, value_name = "FILE")]
+    new_passphrase_file: Option<PathBuf>,
+    /// The repository, for a targets or snapshot key.
+    #[arg(long)]
+    gun: Option<String>,
+    /// The role to write (default the inventory's), e.g. a docker signer name.
+    #[arg(long)]
+    role: Option<String>,
+    /// Allow writing a root key to a file.
+    #[arg(long)]
+    allow_root: bool,
+}
+
+fn export_notary(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<Output> {
+    let ids = args.identities.load(ctx)?;
+    let passphrase = match &args.new_passphrase_file {
+        Some(path) => Pin::from_file(path)?,
+        None => ctx
+            .prompter
+            .new_secret("Passphrase for the notary key file")?
+            .ok_or_else(|| {
+                super::usage(
+                    "give --new-passphrase-file FILE, or run in a terminal to be asked for the new file's passphrase",
+                )
+            })?,
+    };
+    if let Some(gun) = &args.gun {
+        rootkeeper::trustdir::check_gun(gun)?;
+    }
+    let dir = ctx.trust_dir()?;
+    let exported = custody::export_notary(
+        &dir,
+        &ExportRequest {
+            key: args.key,
+            files: args.from,
+            role: args.role,
+            gun: args.gun,
+            allow_root: args.allow_root,
+            passphrase,
+            out: args.out,
+        },
+        &ids,
+        &shared_prompter(),
+    )?;
+    let text = format!(
+        "wrote key `{}` (key ID {}, role {}) to {} in notary's own format (mode 0600)\n  load it: notary key import {}   or   docker trust key load {} --name NAME\n  this file is a copy of the key outside hardware: delete it from the CI machine when it is no longer needed\n",
+        exported.entry.label,
+        exported.entry.key_id,
+        exported.role,
+        exported.out.display(),
+        exported.out.display(),
+        exported.out.display(),
+    );
+    let mut doc = json(&exported.entry);
+    doc["out"] = json!(exported.out);
+    doc["role_written"] = json!(exported.role);
+    Ok(Output::new(text, doc))
 }
 
 struct YubiKeyOptions {
@@ -258,12 +594,7 @@ fn generate_yubikey(
             device.describe()
         )
     })?;
-    let entry = rootkeeper::root::record_key(
-        &dir,
-        &description,
-        role.map(RoleName::as_str),
-        UtcTime::now(),
-    )?;
+    let entry = record_hardware_only(&dir, &description, role)?;
     let mut text = format!(
         "generated P-256 key `{label}` on {} (firmware {}), slot {slot}\n  uri:    {}\n  key ID: {}\n  role:   {}\n  PIN policy {}, touch policy {}; self-signed certificate stored in the slot\n",
         device.describe(),
@@ -416,6 +747,7 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
         .map(|d| d.inventory())
         .transpose()?
         .unwrap_or_default();
+    let now = UtcTime::now();
     let mut present = BTreeSet::new();
     let mut on_tokens = Vec::new();
     let mut text = String::new();
@@ -475,8 +807,12 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
         if let Some(note) = advisory {
             let _ = writeln!(text, "  warning: {note}");
         }
+        let warnings = custody_lines(key, now, &mut text);
         let mut doc = json(key);
         doc["present"] = json!(here);
+        doc["policy"] = json!(key.policy.map_or("not recorded", KeyPolicy::as_str));
+        doc["last_good_drill"] = json!(key.last_good_drill().map(|d| d.date.clone()));
+        doc["warnings"] = json!(warnings);
         if key.uri.starts_with("yubikey:") {
             doc["firmware"] = json!(firmware.map(|f| f.to_string()));
             doc["ysa_2024_03"] = json!(advisory.is_some());

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a failure the operator can fix (one line saying what, one `hint:`
 //! line saying what to do), 2 bad usage.
 
+mod backup;
 mod completions;
 mod insist;
 mod inspect;
@@ -83,6 +84,9 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the manual page (or write one page per command with --out DIR).
     Man(completions::ManArgs),
+    /// Key backups: the drill (verify) and restore.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 /// What a command produced: text for people, JSON for scripts.
@@ -459,6 +463,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Inspect(args) => inspect::run(&ctx, args),
         Command::Completions(args) => completions::completions(&args),
         Command::Man(args) => completions::man(&args),
+        Command::Backup(cmd) => backup::run(&ctx, cmd),
     }
 }
 

@@ -68,6 +68,7 @@ pub fn inventory_entry(
         token_label: key.token_label.clone(),
         token_serial: key.token_serial.clone(),
         created: now.to_go_string(),
+        ..InventoryKey::default()
     })
 }
 

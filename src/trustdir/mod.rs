@@ -136,7 +136,11 @@ const LOCK: &str = ".lock";
 // The directory
 
 /// One key known to the trust directory: public data only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The fields after `created` came with backups (format 1 still: each is optional, and left
+/// out of the file when empty, so inventories written before them parse and are rewritten
+/// byte for byte).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryKey {
     /// The key's URI (without pin-source).
@@ -158,6 +162,132 @@ pub struct InventoryKey {
     pub token_serial: String,
     /// When it was generated (RFC 3339).
     pub created: String,
+    /// How the key is protected against loss, chosen when it was made. `None` for keys
+    /// recorded before policies were (all generated inside their tokens) and for keys
+    /// `root init` found on a token without knowing where they came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<KeyPolicy>,
+    /// Other tokens that hold the same key (same label and CKA_ID), besides `uri`'s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<KeyCopy>,
+    /// The encrypted backups written of the key (paths and public recipient strings only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<BackupRecord>,
+    /// The restore drills (`backup verify`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<DrillRecord>,
+    /// For an imported key: the notary / docker key file it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
+}
+
+/// How a key is protected against loss (docs/backup.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyPolicy {
+    /// Generated inside its token, never outside: protected by redundancy (a threshold).
+    HardwareOnly,
+    /// Generated in memory, imported into tokens, and backed up encrypted.
+    InMemoryWithBackups,
+    /// Imported from a key file (notary / docker trust): it existed outside, so a backup is
+    /// required.
+    Imported,
+}
+
+impl KeyPolicy {
+    /// The name in the inventory and in `key list`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPolicy::HardwareOnly => "hardware-only",
+            KeyPolicy::InMemoryWithBackups => "in-memory-with-backups",
+            KeyPolicy::Imported => "imported",
+        }
+    }
+
+    /// Whether the key existed outside hardware (so backups of it can exist).
+    pub fn has_existed_outside(self) -> bool {
+        !matches!(self, KeyPolicy::HardwareOnly)
+    }
+}
+
+/// Another token holding the same key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCopy {
+    /// The key's URI on that token (without pin-source).
+    pub uri: String,
+    /// The token's label.
+    pub token_label: String,
+    /// The token's serial.
+    pub token_serial: String,
+    /// When the key was put there (RFC 3339).
+    pub added: String,
+}
+
+/// One backup of a key: one file, or a split backup file and its N share files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRecord {
+    /// When it was written (RFC 3339).
+    pub created: String,
+    /// The backup file (absolute path as written).
+    pub file: String,
+    /// The share files, share i at index i-1 (empty without a split).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<String>,
+    /// The recipients, as their public strings (`age1…`, `age1yubikey1…`, `passphrase`);
+    /// with a split, recipient i got share i.
+    pub recipients: Vec<String>,
+    /// `M-of-N ID` of the split, if split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// ASCII-armored.
+    #[serde(default)]
+    pub armor: bool,
+}
+
+/// One restore drill.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRecord {
+    /// When (RFC 3339).
+    pub date: String,
+    /// The files given (absolute paths).
+    pub files: Vec<String>,
+    /// `passed` or `failed`.
+    pub result: String,
+    /// For a failed drill, the one-line reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The share numbers that recombined (empty without a split).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares_used: Vec<u8>,
+}
+
+impl DrillRecord {
+    /// Whether the drill passed.
+    pub fn passed(&self) -> bool {
+        self.result == "passed"
+    }
+}
+
+impl InventoryKey {
+    /// The last drill that passed.
+    pub fn last_good_drill(&self) -> Option<&DrillRecord> {
+        self.drills.iter().rev().find(|d| d.passed())
+    }
+
+    /// Every URI of the key: its first token's, then its copies'.
+    pub fn uris(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.uri.as_str()).chain(self.copies.iter().map(|c| c.uri.as_str()))
+    }
+
+    /// Whether any of its backups is (or has as a share) the file `path`.
+    pub fn has_backup_file(&self, path: &str) -> bool {
+        self.backups
+            .iter()
+            .any(|b| b.file == path || b.shares.iter().any(|s| s == path))
+    }
 }
 
 /// inventory.json.

@@ -1,0 +1,976 @@
+//! The backup commands end to end, with real parts only: the `rootkeeper` binary with SoftHSM,
+//! Debian's `age`/`age-keygen`, `openssl`, `gfcombine`, `script`, OpenSC's `pkcs11-tool`, the
+//! notary client and server, and `docker trust`. A missing tool fails the test with its
+//! package (hsm-tests/run installs them all); nothing is skipped. Every test ends by scanning
+//! its folders (SoftHSM tokens, trust directory, backups) for an unencrypted key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use hsm_tests::{NotaryServer, SoftHsm, fixture, notary_client};
+use serde_json::Value;
+
+mod backup_common;
+use backup_common::*;
+
+fn token_uri(hsm: &SoftHsm, token: &str) -> String {
+    format!("pkcs11:token={token}{}", hsm.pin_query())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{text}\n")).unwrap();
+    path
+}
+
+fn inventory_key<'a>(list: &'a Value, label: &str) -> &'a Value {
+    list["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == label)
+        .unwrap_or_else(|| panic!("no key `{label}` in {list:#}"))
+}
+
+/// `key generate --in-memory` of `label` into `tokens` (first = --token) with backups.
+fn generate(hsm: &SoftHsm, tokens: &[&str], label: &str, role: &str, extra: &[&str]) -> Value {
+    let mut args: Vec<String> = vec![
+        "--json".into(),
+        "key".into(),
+        "generate".into(),
+        "--token".into(),
+        token_uri(hsm, tokens[0]),
+        "--label".into(),
+        label.into(),
+        "--role".into(),
+        role.into(),
+        "--in-memory".into(),
+    ];
+    for t in &tokens[1..] {
+        args.extend(["--import-to".into(), token_uri(hsm, t)]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = hsm.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn an_in_memory_key_lands_in_two_tokens_and_its_backup_opens_with_stock_age() {
+    let hsm = SoftHsm::new();
+    hsm.token("custodian-a");
+    hsm.token("custodian-b");
+    let (alice, a) = age_keygen(hsm.path(), "alice");
+    let (bob, b) = age_keygen(hsm.path(), "bob");
+    let entry = generate(
+        &hsm,
+        &["custodian-a", "custodian-b"],
+        "root-2026",
+        "root",
+        &[
+            "--backup-to",
+            &a,
+            "--backup-to",
+            &b,
+            "--backup-out",
+            "root-2026.backup",
+        ],
+    );
+    assert_eq!(entry["policy"], "in-memory-with-backups", "{entry:#}");
+    assert_eq!(entry["copies"].as_array().unwrap().len(), 1, "{entry:#}");
+    let backup = hsm.path().join("root-2026.backup");
+    assert_eq!(
+        entry["backups"][0]["file"],
+        backup.display().to_string(),
+        "{entry:#}"
+    );
+    assert_eq!(entry["backups"][0]["recipients"], serde_json::json!([a, b]));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Both tokens: the same public key, read with pkcs11-tool; sensitive, never extractable,
+    // not local (imported); the same label and CKA_ID.
+    let expected = spki_pem(entry["public_key"].as_str().unwrap());
+    let id_a = assert_imported_private_key(&hsm, "custodian-a", "root-2026");
+    let id_b = assert_imported_private_key(&hsm, "custodian-b", "root-2026");
+    assert_eq!(id_a, id_b);
+    for token in ["custodian-a", "custodian-b"] {
+        assert_eq!(
+            token_public_key(&hsm, token, "root-2026", hsm.path()),
+            expected
+        );
+    }
+    // Stock age and openssl open the backup with either custodian's identity.
+    for id in [&alice, &bob] {
+        assert_eq!(stock_public_key(id, &backup), expected);
+    }
+    // The decrypted document names both tokens.
+    let meta = shell(
+        hsm.path(),
+        &format!(
+            "age -d -i {} {} | grep -E '^(label|role|token): '",
+            alice.display(),
+            backup.display()
+        ),
+    );
+    assert!(
+        meta.contains("label: root-2026\n")
+            && meta.contains("role: root\n")
+            && meta.contains("token: pkcs11:token=custodian-a;")
+            && meta.contains("token: pkcs11:token=custodian-b;"),
+        "{meta}"
+    );
+
+    // key list: the policy, the backup, and no drill yet (a warning).
+    let text = hsm.ok(&["key", "list"]);
+    assert!(
+        text.contains("policy: in-memory-with-backups; also on 1 more token(s)")
+            && text.contains("last good drill: never")
+            && text.contains("warning: no drill has passed yet"),
+        "{text}"
+    );
+    // A key generated inside its token is recorded as hardware-only.
+    hsm.key("custodian-a", "root-hw", "root");
+    let list = hsm.ok_json(&["key", "list"]);
+    assert_eq!(inventory_key(&list, "root-hw")["policy"], "hardware-only");
+    // Nothing is ever overwritten, and the refusal comes before any token is touched.
+    let err = hsm.fails(
+        1,
+        &[
+            "key",
+            "generate",
+            "--token",
+            &token_uri(&hsm, "custodian-a"),
+            "--label",
+            "root-2027",
+            "--role",
+            "root",
+            "--in-memory",
+            "--backup-to",
+            &a,
+            "--backup-out",
+            "root-2026.backup",
+        ],
+    );
+    assert!(one_error(&err).contains("exists already"), "{err}");
+    // A label taken on the second token: refused before anything is written.
+    let err = hsm.fails(
+        1,
+        &[
+            "key",
+            "generate",
+            "--token",
+            &token_uri(&hsm, "custodian-b"),
+            "--import-to",
+            &token_uri(&hsm, "custodian-a"),
+            "--label",
+            "root-hw",
+            "--role",
+            "root",
+            "--in-memory",
+            "--backup-to",
+            &a,
+            "--backup-out",
+            "other.backup",
+        ],
+    );
+    assert!(one_error(&err).contains("labelled `root-hw`"), "{err}");
+    assert!(!hsm.path().join("other.backup").exists());
+    // Without backups, or a passphrase mixed with recipients: bad usage.
+    for extra in [
+        vec![],
+        vec![
+            "--backup-to",
+            a.as_str(),
+            "--backup-passphrase-file",
+            "pin",
+            "--backup-out",
+            "x.backup",
+        ],
+    ] {
+        let mut args = vec![
+            "key",
+            "generate",
+            "--token",
+            "pkcs11:token=custodian-a",
+            "--label",
+            "x",
+            "--role",
+            "targets",
+            "--in-memory",
+        ];
+        args.extend(extra);
+        hsm.fails(2, &args);
+    }
+    let key = key_in_backup(&[&backup], &[&alice]);
+    assert_no_plaintext_keys(&[hsm.path()], &[&key]);
+}
+
+#[test]
+fn a_passphrase_backup_and_a_2_of_3_split_open_with_stock_tools() {
+    tool("script", "bsdutils");
+    tool("gfcombine", "libgfshare-bin");
+    let hsm = SoftHsm::new();
+    hsm.token("release");
+    let passphrase = "throwaway test passphrase";
+    write(hsm.path(), "backup-passphrase", passphrase);
+    generate(
+        &hsm,
+        &["release"],
+        "targets-2026",
+        "targets",
+        &[
+            "--backup-passphrase-file",
+            "backup-passphrase",
+            "--backup-out",
+            "targets.backup.asc",
+            "--armor",
+        ],
+    );
+    let file = hsm.path().join("targets.backup.asc");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+        "{text}"
+    );
+    // age reads a passphrase only from a terminal: `script` gives it one.
+    let out = shell_env(
+        hsm.path(),
+        &format!(
+            "script -qec 'age -d {} | openssl pkey -pubout' /dev/null",
+            file.display()
+        ),
+        &[],
+        format!("{passphrase}\n").as_bytes(),
+    )
+    .replace('\r', "");
+    let begin = out
+        .find("-----BEGIN PUBLIC KEY-----")
+        .unwrap_or_else(|| panic!("{out}"));
+    let public = token_public_key(&hsm, "release", "targets-2026", hsm.path());
+    assert_eq!(&out[begin..], public);
+    // The drill with the passphrase.
+    let out = hsm.ok(&[
+        "backup",
+        "verify",
+        "targets.backup.asc",
+        "--passphrase-file",
+        "backup-passphrase",
+    ]);
+    assert!(out.contains("drill passed"), "{out}");
+
+    // 2-of-3: shares 1 and 3 recombine with gfcombine in RAM, and age opens the backup.
+    let ids: Vec<(PathBuf, String)> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| age_keygen(hsm.path(), n))
+        .collect();
+    let mut extra = vec!["--split", "2-of-3", "--backup-out", "snapshot.backup"];
+    for (_, r) in &ids {
+        extra.extend(["--backup-to", r.as_str()]);
+    }
+    let entry = generate(&hsm, &["release"], "snapshot-2026", "snapshot", &extra);
+    let split = entry["backups"][0]["split"].as_str().unwrap().to_owned();
+    assert!(split.starts_with("2-of-3 "), "{entry:#}");
+    let backup = hsm.path().join("snapshot.backup");
+    let ram = tempfile::Builder::new()
+        .prefix("rk-backup-ram-")
+        .tempdir_in("/dev/shm")
+        .expect("/dev/shm");
+    let script = format!(
+        "age -d -i {a} {b}.1.age > share-1.txt\n\
+         age -d -i {c} {b}.3.age > share-3.txt\n\
+         for s in share-*.txt; do\n\
+           sed -n 's/^gfshare-data: //p' \"$s\" | base64 -d > \"$(sed -n 's/^gfshare-file: //p' \"$s\")\"\n\
+         done\n\
+         gfcombine -o identity.txt identity-*.0*\n\
+         age -d -i identity.txt {b} | openssl pkey -pubout\n",
+        a = ids[0].0.display(),
+        c = ids[2].0.display(),
+        b = backup.display(),
+    );
+    assert_eq!(
+        shell(ram.path(), &script),
+        token_public_key(&hsm, "release", "snapshot-2026", hsm.path())
+    );
+    drop(ram);
+    let k1 = key_in_backup(
+        &[
+            &backup,
+            &hsm.path().join("snapshot.backup.1.age"),
+            &hsm.path().join("snapshot.backup.2.age"),
+        ],
+        &[&ids[0].0, &ids[1].0],
+    );
+    assert_no_plaintext_keys(&[hsm.path()], &[&k1]);
+}
+
+#[test]
+fn the_drill_passes_and_every_failure_has_its_own_message() {
+    let hsm = SoftHsm::new();
+    hsm.token("a");
+    hsm.token("b");
+    let ids: Vec<(PathBuf, String)> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| age_keygen(hsm.path(), n))
+        .collect();
+    let id = |i: usize| ids[i].0.to_str().unwrap().to_owned();
+    let split_args = |out: &'static str| {
+        let mut v = vec![
+            "--split".to_owned(),
+            "2-of-3".into(),
+            "--backup-out".into(),
+            out.into(),
+        ];
+        for (_, r) in &ids {
+            v.extend(["--backup-to".into(), r.clone()]);
+        }
+        v
+    };
+    generate(
+        &hsm,
+        &["a", "b"],
+        "root-2026",
+        "root",
+        &["--backup-to", &ids[0].1, "--backup-out", "root.backup"],
+    );
+    let s1 = split_args("k1.backup");
+    generate(&hsm, &["a"], "targets-2026", "targets", &strs(&s1));
+    let s2 = split_args("k2.backup");
+    generate(&hsm, &["b"], "snapshot-2026", "snapshot", &strs(&s2));
+
+    // One key split twice: the same notary key imported into two tokens, each import with a
+    // 2-of-3 split backup.
+    write(hsm.path(), "rootpass", "rootpass");
+    let sample = notary_sample("throwaway-test-notary-root.d0b08f4a.key");
+    for (token, out) in [("a", "s1.backup"), ("b", "s2.backup")] {
+        let mut args = vec![
+            "key".to_owned(),
+            "import".into(),
+            sample.display().to_string(),
+            "--token".into(),
+            token_uri(&hsm, token),
+            "--passphrase-file".into(),
+            "rootpass".into(),
+        ];
+        args.extend(split_args(out));
+        hsm.ok(&strs(&args));
+    }
+    let list = hsm.ok_json(&["key", "list"]);
+    let imported = inventory_key(&list, "root-d0b08f4a");
+    assert_eq!(
+        imported["backups"].as_array().unwrap().len(),
+        2,
+        "{imported:#}"
+    );
+    assert_eq!(
+        imported["copies"].as_array().unwrap().len(),
+        1,
+        "{imported:#}"
+    );
+
+    // Passes: the plain backup, and the split with shares 1+3 and 2+3.
+    let out = hsm.ok(&["backup", "verify", "root.backup", "--identity", &id(0)]);
+    assert!(
+        out.contains("drill passed") && out.matches("holds the same key").count() == 2,
+        "{out}"
+    );
+    for (x, y) in [(1, 3), (2, 3)] {
+        let out = hsm.ok(&[
+            "backup",
+            "verify",
+            "k1.backup",
+            &format!("k1.backup.{x}.age"),
+            &format!("k1.backup.{y}.age"),
+            "--identity",
+            &id(x - 1),
+            "--identity",
+            &id(y - 1),
+        ]);
+        assert!(
+            out.contains("drill passed") && out.contains(&format!("shares {x}, {y} recombined")),
+            "{out}"
+        );
+    }
+
+    // Damaged copies.
+    let bytes = std::fs::read(hsm.path().join("root.backup")).unwrap();
+    let mut tampered = bytes.clone();
+    let at = tampered.len() - 40;
+    tampered[at] ^= 0x01;
+    std::fs::write(hsm.path().join("tampered.backup"), tampered).unwrap();
+    std::fs::write(
+        hsm.path().join("truncated.backup"),
+        &bytes[..bytes.len() - 300],
+    )
+    .unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["tampered.backup".into(), "--identity".into(), id(0)],
+            "has been altered or damaged",
+        ),
+        (
+            vec!["truncated.backup".into(), "--identity".into(), id(0)],
+            "is truncated",
+        ),
+        (
+            vec!["root.backup".into(), "--identity".into(), id(2)],
+            "none of the given identities can decrypt it",
+        ),
+        (
+            vec![
+                "k1.backup".into(),
+                "k1.backup.1.age".into(),
+                "--identity".into(),
+                id(0),
+            ],
+            "1 share(s) given of split 2-of-3",
+        ),
+        (
+            vec![
+                "k1.backup".into(),
+                "k1.backup.1.age".into(),
+                "k2.backup.2.age".into(),
+                "--identity".into(),
+                id(0),
+                "--identity".into(),
+                id(1),
+            ],
+            "are shares of two different keys",
+        ),
+        (
+            vec![
+                "s1.backup".into(),
+                "s1.backup.1.age".into(),
+                "s2.backup.2.age".into(),
+                "--identity".into(),
+                id(0),
+                "--identity".into(),
+                id(1),
+            ],
+            "are shares of two different splits of key `root-d0b08f4a`",
+        ),
+    ];
+    let mut lines = Vec::new();
+    for (args, expected) in &cases {
+        let mut all = vec!["backup".to_owned(), "verify".into()];
+        all.extend(args.iter().cloned());
+        let err = hsm.fails(1, &strs(&all));
+        let line = one_error(&err);
+        assert!(line.contains(expected), "{expected}: {err}");
+        lines.push(line);
+    }
+    let distinct: std::collections::BTreeSet<_> = lines
+        .iter()
+        .map(|l| l.split(": ").skip(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    assert_eq!(distinct.len(), lines.len(), "{lines:#?}");
+
+    // The drills are recorded: passes and the failures of files known as backups of a key.
+    let list = hsm.ok_json(&["key", "list"]);
+    let root = inventory_key(&list, "root-2026");
+    let drills = root["drills"].as_array().unwrap();
+    assert_eq!(drills[0]["result"], "passed", "{root:#}");
+    assert!(
+        drills.iter().any(|d| d["result"] == "failed"
+            && d["detail"]
+                .as_str()
+                .unwrap()
+                .contains("none of the given identities")),
+        "{root:#}"
+    );
+    assert!(root["last_good_drill"].is_string(), "{root:#}");
+    let targets = inventory_key(&list, "targets-2026");
+    assert_eq!(
+        targets["drills"][0]["shares_used"],
+        serde_json::json!([1, 3])
+    );
+    let text = hsm.ok(&["key", "list"]);
+    assert!(text.contains("warning: the last drill"), "{text}");
+
+    // A drill older than a year is called stale.
+    let inventory = hsm.trust_dir().join("inventory.json");
+    let old = std::fs::read_to_string(&inventory)
+        .unwrap()
+        .replace("\"date\": \"20", "\"date\": \"19");
+    std::fs::write(&inventory, old).unwrap();
+    let text = hsm.ok(&["key", "list"]);
+    assert!(
+        text.contains("is more than a year old: run `rootkeeper backup verify`"),
+        "{text}"
+    );
+
+    let k0 = key_in_backup(&[&hsm.path().join("root.backup")], &[&ids[0].0]);
+    let k1 = key_in_backup(
+        &[
+            &hsm.path().join("k1.backup"),
+            &hsm.path().join("k1.backup.1.age"),
+            &hsm.path().join("k1.backup.2.age"),
+        ],
+        &[&ids[0].0, &ids[1].0],
+    );
+    assert_no_plaintext_keys(&[hsm.path()], &[&k0, &k1]);
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_key_restored_into_a_fresh_token_signs_under_its_original_public_key() {
+    let hsm = SoftHsm::new();
+    hsm.token("custodian-a");
+    hsm.token("replacement");
+    let (alice, a) = age_keygen(hsm.path(), "alice");
+    generate(
+        &hsm,
+        &["custodian-a"],
+        "root-2026",
+        "root",
+        &["--backup-to", &a, "--backup-out", "root.backup"],
+    );
+    let backup = hsm.path().join("root.backup");
+    let out = hsm.ok(&[
+        "backup",
+        "restore",
+        "root.backup",
+        "--identity",
+        alice.to_str().unwrap(),
+        "--token",
+        &token_uri(&hsm, "replacement"),
+    ]);
+    assert!(out.contains("restored key `root-2026`"), "{out}");
+    let id = assert_imported_private_key(&hsm, "replacement", "root-2026");
+    assert_eq!(
+        id,
+        assert_imported_private_key(&hsm, "custodian-a", "root-2026")
+    );
+    // A signature made in the new token with pkcs11-tool verifies under the original public
+    // key (from the backup, with stock tools) with openssl.
+    let work = hsm.path();
+    std::fs::write(work.join("public.pem"), stock_public_key(&alice, &backup)).unwrap();
+    std::fs::write(work.join("message"), b"restored").unwrap();
+    shell(work, "openssl dgst -sha256 -binary message > digest");
+    p11(
+        &hsm,
+        "replacement",
+        &[
+            "--sign",
+            "--mechanism",
+            "ECDSA",
+            "--label",
+            "root-2026",
+            "--signature-format",
+            "openssl",
+            "--input-file",
+            work.join("digest").to_str().unwrap(),
+            "--output-file",
+            work.join("signature").to_str().unwrap(),
+        ],
+    );
+    let verified = shell(
+        work,
+        "openssl pkeyutl -verify -pubin -inkey public.pem -in digest -sigfile signature",
+    );
+    assert!(
+        verified.contains("Signature Verified Successfully"),
+        "{verified}"
+    );
+    // The inventory lists the new token as a copy; the drill now compares both tokens.
+    let list = hsm.ok_json(&["key", "list"]);
+    let entry = inventory_key(&list, "root-2026");
+    assert!(
+        entry["copies"][0]["uri"]
+            .as_str()
+            .unwrap()
+            .contains("token=replacement"),
+        "{entry:#}"
+    );
+    let out = hsm.ok(&[
+        "backup",
+        "verify",
+        "root.backup",
+        "--identity",
+        alice.to_str().unwrap(),
+    ]);
+    assert_eq!(out.matches("holds the same key").count(), 2, "{out}");
+    // A token that holds the label already is refused; so is a trust directory that does not
+    // know the key.
+    let err = hsm.fails(
+        1,
+        &[
+            "backup",
+            "restore",
+            "root.backup",
+            "--identity",
+            alice.to_str().unwrap(),
+            "--token",
+            &token_uri(&hsm, "replacement"),
+        ],
+    );
+    assert!(
+        one_error(&err).contains("already holds an object labelled `root-2026`"),
+        "{err}"
+    );
+    let err = hsm.fails(
+        1,
+        &[
+            "--dir",
+            "other-trust",
+            "backup",
+            "restore",
+            "root.backup",
+            "--identity",
+            alice.to_str().unwrap(),
+            "--token",
+            &token_uri(&hsm, "replacement"),
+        ],
+    );
+    assert!(
+        one_error(&err).contains("not in this trust directory's inventory"),
+        "{err}"
+    );
+    let key = key_in_backup(&[&backup], &[&alice]);
+    assert_no_plaintext_keys(&[hsm.path()], &[&key]);
+}
+
+fn docker(config: &Path, args: &[&str], passphrase: &str) -> std::process::Output {
+    let docker = std::env::var_os("DOCKER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tool("docker", "docker.io"));
+    Command::new(docker)
+        .args(args)
+        .env("DOCKER_CONFIG", config)
+        .env("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", passphrase)
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn notary_sample(name: &str) -> PathBuf {
+    fixture(&format!("backup/{name}"))
+}
+
+#[test]
+fn notary_and_docker_keys_are_imported_and_the_imported_root_signs_a_root_notary_trusts() {
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start();
+    hsm.token("root-a");
+    hsm.token("repo");
+    write(hsm.path(), "rootpass", "rootpass");
+    write(hsm.path(), "targetspass", "targetspass");
+    let root_file = notary_sample("throwaway-test-notary-root.d0b08f4a.key");
+    let targets_file = notary_sample("throwaway-test-notary-targets.eac06441.key");
+    // Both passphrases offered: each file opens with its own.
+    let out = hsm.ok(&[
+        "key",
+        "import",
+        root_file.to_str().unwrap(),
+        "--token",
+        &token_uri(&hsm, "root-a"),
+        "--passphrase-file",
+        "targetspass",
+        "--passphrase-file",
+        "rootpass",
+    ]);
+    assert!(
+        out.contains("(role root)")
+            && out.contains("retire the old files")
+            && out.contains("shred -u"),
+        "{out}"
+    );
+    // A wrong passphrase, with no terminal to ask on: its own message, nothing imported.
+    let err = hsm.fails(
+        1,
+        &[
+            "key",
+            "import",
+            targets_file.to_str().unwrap(),
+            "--token",
+            &token_uri(&hsm, "repo"),
+            "--passphrase-file",
+            "rootpass",
+        ],
+    );
+    assert!(one_error(&err).contains("the passphrase is wrong"), "{err}");
+    hsm.ok(&[
+        "key",
+        "import",
+        targets_file.to_str().unwrap(),
+        "--token",
+        &token_uri(&hsm, "repo"),
+        "--passphrase-file",
+        "targetspass",
+    ]);
+    assert_imported_private_key(&hsm, "root-a", "root-d0b08f4a");
+    assert_imported_private_key(&hsm, "repo", "targets-eac06441");
+    let list = hsm.ok_json(&["key", "list"]);
+    let root = inventory_key(&list, "root-d0b08f4a");
+    assert_eq!(root["policy"], "imported");
+    assert_eq!(root["role"], "root");
+    assert!(root["key_id"].as_str().unwrap().starts_with("d0b08f4a"));
+    assert_eq!(root["imported_from"], root_file.display().to_string());
+    let text = hsm.ok(&["key", "list"]);
+    assert!(
+        text.contains("warning: no rootkeeper backup is recorded"),
+        "{text}"
+    );
+
+    // A key made by `docker trust key generate`, imported from docker's trust folder.
+    let config = hsm.path().join("docker-config");
+    check(
+        docker(
+            &config,
+            &[
+                "trust",
+                "key",
+                "generate",
+                "ci-signer",
+                "--dir",
+                hsm.path().to_str().unwrap(),
+            ],
+            "throwaway-docker-pass",
+        ),
+        "docker trust key generate",
+    );
+    write(hsm.path(), "dockerpass", "throwaway-docker-pass");
+    let out = hsm.ok(&[
+        "key",
+        "import",
+        config.join("trust").to_str().unwrap(),
+        "--token",
+        &token_uri(&hsm, "repo"),
+        "--passphrase-file",
+        "dockerpass",
+    ]);
+    assert!(out.contains("(role ci-signer)"), "{out}");
+    let list = hsm.ok_json(&["key", "list"]);
+    assert_eq!(
+        inventory_key(
+            &list,
+            &format!("ci-signer-{}", &docker_key_id(&config)[..8])
+        )["role"],
+        "ci-signer"
+    );
+
+    // The imported root key signs a root; rootkeeper verifies it and notary trusts it.
+    let gun = "example.com/demo/app";
+    hsm.key("repo", "snapshot", "snapshot");
+    hsm.timestamp_key(Some(&server), gun, "ts.json");
+    let root_key = hsm.key_uri("root-a", "root-d0b08f4a");
+    let targets_key = hsm.key_uri("repo", "targets-eac06441");
+    let snapshot_key = hsm.key_uri("repo", "snapshot");
+    hsm.ok(&[
+        "root",
+        "init",
+        "--gun",
+        gun,
+        "--root-key",
+        &root_key,
+        "--targets-key",
+        &targets_key,
+        "--snapshot-key",
+        &snapshot_key,
+        "--timestamp-key",
+        "ts.json",
+    ]);
+    hsm.ok(&[
+        "root",
+        "sign",
+        "--gun",
+        gun,
+        "--key",
+        &root_key,
+        "--key",
+        &targets_key,
+        "--key",
+        &snapshot_key,
+    ]);
+    hsm.ok(&["root", "verify", "--gun", gun]);
+    hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
+    hsm.ok(&["root", "verify", "out/root.json"]);
+    hsm.ok(&[
+        "--yes",
+        "server",
+        "publish",
+        "out",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+    ]);
+    server.assert_trusts(&hsm, gun);
+
+    let keys: Vec<_> = [(&root_file, "rootpass"), (&targets_file, "targetspass")]
+        .iter()
+        .map(|(f, p)| {
+            rootkeeper::backup::notary_key::read(
+                "k",
+                &std::fs::read(f).unwrap(),
+                Some(&rootkeeper::secret::Pin::new((*p).into())),
+            )
+            .unwrap()
+            .into_key()
+        })
+        .collect();
+    assert_no_plaintext_keys(&[hsm.path()], &keys.iter().collect::<Vec<_>>());
+}
+
+fn docker_key_id(config: &Path) -> String {
+    let files: Vec<PathBuf> = std::fs::read_dir(config.join("trust/private"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    files[0].file_stem().unwrap().to_str().unwrap().to_owned()
+}
+
+#[test]
+fn an_exported_key_is_loaded_by_notary_and_docker_and_publishes_a_target() {
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start();
+    hsm.token("root-a");
+    hsm.token("release");
+    let (alice, a) = age_keygen(hsm.path(), "alice");
+    let root = hsm.key("root-a", "root", "root");
+    generate(
+        &hsm,
+        &["release"],
+        "targets-2026",
+        "targets",
+        &["--backup-to", &a, "--backup-out", "targets.backup"],
+    );
+    let targets = hsm.key_uri("release", "targets-2026");
+    let gun = "example.com/ci/app";
+    hsm.timestamp_key(Some(&server), gun, "ts.json");
+    hsm.ok(&[
+        "server",
+        "snapshot-key",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+        "--out",
+        "snap.json",
+    ]);
+    hsm.ok(&[
+        "root",
+        "init",
+        "--gun",
+        gun,
+        "--root-key",
+        &root,
+        "--targets-key",
+        &targets,
+        "--server-snapshot",
+        "--server-snapshot-key",
+        "snap.json",
+        "--timestamp-key",
+        "ts.json",
+    ]);
+    hsm.ok(&[
+        "root", "sign", "--gun", gun, "--key", &root, "--key", &targets,
+    ]);
+    hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
+    hsm.ok(&[
+        "--yes",
+        "server",
+        "publish",
+        "out",
+        "--server",
+        &server.url,
+        "--gun",
+        gun,
+    ]);
+
+    // The targets key, from its backup, in notary's format; refusals first.
+    let passphrase = "throwaway-export-pass";
+    write(hsm.path(), "export-pass", passphrase);
+    let export = |key: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "key",
+            "export-notary",
+            key,
+            "--out",
+            out,
+            "--identity",
+            alice.to_str().unwrap(),
+            "--new-passphrase-file",
+            "export-pass",
+        ];
+        args.extend_from_slice(extra);
+        hsm.run(&args)
+    };
+    let run = export("root", "root.key", &["--allow-root"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        one_error(&run.stderr).contains("its policy is hardware-only"),
+        "{run:?}"
+    );
+    let run = export("targets-2026", "ci.key", &[]);
+    assert!(one_error(&run.stderr).contains("give --gun GUN"), "{run:?}");
+    let run = export("targets-2026", "ci.key", &["--gun", gun]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let file = hsm.path().join("ci.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // The notary client imports it and publishes a target with it.
+    let client = hsm.path().join("notary-ci");
+    let notary = |args: &[&str]| {
+        let out = Command::new("notary")
+            .arg("-s")
+            .arg(&server.url)
+            .arg("-d")
+            .arg(&client)
+            .args(args)
+            .env("NOTARY_TARGETS_PASSPHRASE", passphrase)
+            .current_dir(hsm.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("notary (apt-get install notary)");
+        String::from_utf8(check(out, &format!("notary {args:?}")).stdout).unwrap()
+    };
+    notary(&["key", "import", file.to_str().unwrap()]);
+    std::fs::write(hsm.path().join("payload.txt"), b"release 1\n").unwrap();
+    notary(&["add", gun, "v1", "payload.txt"]);
+    notary(&["publish", gun]);
+    let fresh = hsm.path().join("notary-reader");
+    let run = notary_client(&server.url, None, &fresh, &["list", gun]);
+    assert!(
+        run.code == 0 && run.stdout.contains("v1"),
+        "{run:?}\n{}",
+        server.log()
+    );
+
+    // As a docker signer key (another role, no GUN): `docker trust key load` takes it.
+    let run = export("targets-2026", "ci-signer.key", &["--role", "ci-signer"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let config = hsm.path().join("docker-config");
+    let out = check(
+        docker(
+            &config,
+            &[
+                "trust",
+                "key",
+                "load",
+                hsm.path().join("ci-signer.key").to_str().unwrap(),
+                "--name",
+                "ci-signer",
+            ],
+            passphrase,
+        ),
+        "docker trust key load",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Successfully imported key"),
+        "{out:?}"
+    );
+    let key = key_in_backup(&[&hsm.path().join("targets.backup")], &[&alice]);
+    assert_no_plaintext_keys(&[hsm.path()], &[&key]);
+}

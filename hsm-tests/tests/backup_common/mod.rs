@@ -1,0 +1,279 @@
+//! Helpers for the backup command tests (`backup_cli.rs`, `backup_piv.rs`): stock tools, and
+//! the scan for unencrypted keys every test ends with.
+
+// Each test binary uses only some of these.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use hsm_tests::SoftHsm;
+use rootkeeper::backend::memory::MemorySigner;
+use rootkeeper::backup::{self, EncryptedFile, Identities};
+use rootkeeper::secret::NoPrompter;
+
+/// A stock tool on PATH, or a failure that names its Debian package.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: apt-get install {package} (hsm-tests/run does)")
+        })
+}
+
+pub fn check(output: Output, what: &str) -> Output {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs `bash -euo pipefail -c script` in `dir` with `env` and `stdin`; returns stdout.
+pub fn shell_env(dir: &Path, script: &str, env: &[(&str, &Path)], stdin: &[u8]) -> String {
+    let mut child = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = check(child.wait_with_output().unwrap(), script);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn shell(dir: &Path, script: &str) -> String {
+    shell_env(dir, script, &[], b"")
+}
+
+/// A custodian's identity made by the stock `age-keygen`: (identity file, recipient).
+pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    tool("age-keygen", "age");
+    let path = dir.join(format!("{name}.identity.txt"));
+    let out = check(
+        Command::new("age-keygen")
+            .arg("-o")
+            .arg(&path)
+            .output()
+            .unwrap(),
+        "age-keygen",
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let recipient = stderr
+        .trim()
+        .strip_prefix("Public key: ")
+        .unwrap_or_else(|| panic!("age-keygen said {stderr:?}"))
+        .to_owned();
+    (path, recipient)
+}
+
+/// `age -d -i IDENTITY FILE | openssl pkey -pubout`, piped, never through a file.
+pub fn stock_public_key(identity: &Path, file: &Path) -> String {
+    tool("age", "age");
+    tool("openssl", "openssl");
+    shell(
+        Path::new("/"),
+        &format!(
+            "age -d -i '{}' '{}' | openssl pkey -pubout",
+            identity.display(),
+            file.display()
+        ),
+    )
+}
+
+/// A base64 DER SubjectPublicKeyInfo (the inventory's form) as PEM.
+pub fn spki_pem(b64: &str) -> String {
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
+}
+
+/// The key inside a backup (opened with rootkeeper's library in this process, which cannot
+/// dump core): only to learn what to search the disk for.
+pub fn key_in_backup(files: &[&Path], identities: &[&Path]) -> MemorySigner {
+    let mut ids = Identities::new();
+    for id in identities {
+        let text = std::fs::read_to_string(id).unwrap();
+        ids.add_identity_file(&id.display().to_string(), &text)
+            .unwrap();
+    }
+    let bytes: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    let given: Vec<EncryptedFile<'_>> = bytes
+        .iter()
+        .map(|(name, bytes)| EncryptedFile { name, bytes })
+        .collect();
+    let prompter: backup::SharedPrompter = Arc::new(NoPrompter);
+    backup::open_backup(&given, &ids, &prompter)
+        .unwrap()
+        .backup
+        .into_key()
+}
+
+/// Forms in which a key's secret could sit in a file.
+pub fn secret_forms(key: &MemorySigner) -> Vec<Vec<u8>> {
+    let scalar = key.scalar();
+    let der = key.to_pkcs8_der().unwrap();
+    let sec1 = key.to_sec1_der().unwrap();
+    let b64 = B64.encode(der.as_slice());
+    vec![
+        scalar.to_vec(),
+        hex::encode(scalar.as_slice()).into_bytes(),
+        hex::encode_upper(scalar.as_slice()).into_bytes(),
+        b64.as_bytes()[..48].to_vec(),
+        sec1.to_vec(),
+    ]
+}
+
+/// Fails if any file under `dirs` holds an unencrypted PEM private key, a backup or share
+/// document, or a secret form of `keys`.
+pub fn assert_no_plaintext_keys(dirs: &[&Path], keys: &[&MemorySigner]) {
+    let forms: Vec<Vec<u8>> = keys.iter().flat_map(|k| secret_forms(k)).collect();
+    let markers: [&[u8]; 5] = [
+        b"-----BEGIN PRIVATE KEY-----",
+        b"-----BEGIN EC PRIVATE KEY-----",
+        b"rootkeeper-key-backup:",
+        b"rootkeeper-backup-share:",
+        b"AGE-SECRET-KEY-1",
+    ];
+    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+            continue;
+        }
+        files += 1;
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        for marker in markers.iter().copied() {
+            // Custodians' own age identity files are allowed to be identities.
+            if marker == b"AGE-SECRET-KEY-1" && name.ends_with(".identity.txt") {
+                continue;
+            }
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker),
+                "{} holds unencrypted key material ({})",
+                path.display(),
+                String::from_utf8_lossy(marker)
+            );
+        }
+        for form in &forms {
+            assert!(
+                !bytes.windows(form.len()).any(|w| w == form.as_slice()),
+                "{} holds a secret form of a key the test made",
+                path.display()
+            );
+        }
+    }
+    assert!(files > 0, "the scan found no files at all");
+}
+
+/// OpenSC's `pkcs11-tool` on a token of `hsm`'s SoftHSM, logged in.
+pub fn p11(hsm: &SoftHsm, token: &str, args: &[&str]) -> String {
+    let module = rootkeeper::backend::pkcs11::SOFTHSM_MODULE_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("SoftHSM: apt-get install softhsm2");
+    let output = Command::new(tool("pkcs11-tool", "opensc"))
+        .arg("--module")
+        .arg(&module)
+        .args([
+            "--token-label",
+            token,
+            "--login",
+            "--pin",
+            hsm_tests::TEST_PIN,
+        ])
+        .args(args)
+        .env("SOFTHSM2_CONF", hsm.path().join("softhsm2.conf"))
+        .output()
+        .unwrap();
+    String::from_utf8(check(output, &format!("pkcs11-tool {args:?}")).stdout).unwrap()
+}
+
+/// The private key object `label` on a token is sensitive, never extractable, and honestly
+/// not local (imported); returns its CKA_ID in hex.
+pub fn assert_imported_private_key(hsm: &SoftHsm, token: &str, label: &str) -> String {
+    let objects = p11(hsm, token, &["--list-objects", "--type", "privkey"]);
+    let block: Vec<&str> = objects
+        .split("Private Key Object")
+        .find(|b| b.contains(&format!("label:      {label}")))
+        .unwrap_or_else(|| panic!("no private key `{label}` on {token}:\n{objects}"))
+        .lines()
+        .collect();
+    let access = block
+        .iter()
+        .find(|l| l.trim_start().starts_with("Access:"))
+        .unwrap_or_else(|| panic!("{objects}"));
+    assert!(access.contains("sensitive"), "{objects}");
+    assert!(
+        !access
+            .replace("never extractable", "")
+            .contains("extractable"),
+        "{objects}"
+    );
+    assert!(!access.contains("local"), "imported, not local: {objects}");
+    block
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("ID:"))
+        .unwrap_or_else(|| panic!("{objects}"))
+        .trim()
+        .to_owned()
+}
+
+/// The public key object `label` on a token, read with pkcs11-tool, as PEM (openssl).
+pub fn token_public_key(hsm: &SoftHsm, token: &str, label: &str, work: &Path) -> String {
+    let der = work.join(format!("{token}-{label}.pub.der"));
+    p11(
+        hsm,
+        token,
+        &[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--label",
+            label,
+            "--output-file",
+            der.to_str().unwrap(),
+        ],
+    );
+    shell(
+        work,
+        &format!("openssl pkey -pubin -inform DER -in '{}'", der.display()),
+    )
+}
+
+/// The error line of a failed command's stderr, insisting on exactly one `error:` line and
+/// one `hint:` line.
+pub fn one_error(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("error: ") && lines[1].starts_with("hint: "),
+        "one error line and one hint line:\n{stderr}"
+    );
+    lines[0].to_owned()
+}
