@@ -664,8 +664,11 @@ fn rule_hint(rule: &str) -> &'static str {
         "root-cn" => {
             "every root certificate's CN must be the GUN; the file belongs to another repository"
         }
-        "root-version" | "root-rotation" => {
-            "a new root must be the previous version + 1 and be signed by the previous root's threshold of its keys"
+        "root-rotation" => {
+            "the root this one replaces must sign it too: `rootkeeper root status --gun GUN` lists its keys under `previous root keys`; sign with enough of them (`root sign --key URI`)"
+        }
+        "root-version" => {
+            "a new root must be the previous version + 1: check it against the version just before it (`root verify ROOT --trusted PREVIOUS`), and clients walk every version in between"
         }
         _ => "docs/formats.md says what the rule checks and why",
     }

@@ -670,3 +670,350 @@ fn five_rotations_across_two_guns_old_clients_walk_or_take_the_newest_directly()
         assert_eq!(fresh.code, 0, "{}", fresh.stderr);
     }
 }
+
+#[test]
+fn a_new_root_needs_both_thresholds_the_next_version_and_re_signed_targets() {
+    let gun = "example.com/rotate/rules";
+    let mut repo = Repo::new(gun);
+    let (a, b, c) = (
+        repo.roots[0].clone(),
+        repo.roots[1].clone(),
+        repo.roots[2].clone(),
+    );
+    let snapshot = repo.hsm.key_uri("repo", "snapshot");
+    let new: Vec<String> = ["root-d", "root-e", "root-f"]
+        .iter()
+        .map(|t| {
+            repo.hsm.token(t);
+            repo.hsm.key(t, "root", "root")
+        })
+        .collect();
+    // Every root key replaced.
+    repo.hsm.ok(&[
+        "root",
+        "rotate",
+        "--gun",
+        gun,
+        "--add-root-key",
+        &new[0],
+        "--add-root-key",
+        &new[1],
+        "--add-root-key",
+        &new[2],
+        "--remove-root-key",
+        &a,
+        "--remove-root-key",
+        &b,
+        "--remove-root-key",
+        &c,
+    ]);
+    // Signed only by new keys: clients that trust v1 would refuse it.
+    repo.sign(&[new[0].clone(), new[1].clone()]);
+    let err = repo
+        .hsm
+        .fails(1, &["root", "export", "--gun", gun, "--out", "only-new"]);
+    assert!(
+        err.contains("rule `root-rotation` broken")
+            && err.contains("signed by 0 of the 2 keys the previous root (version 1) requires")
+            && err.contains("lists its keys under `previous root keys`"),
+        "{err}"
+    );
+    // Signed only by old keys: the new root's own threshold is not met.
+    for key in [&new[0], &new[1]] {
+        repo.hsm
+            .ok(&["--yes", "root", "unsign", "--gun", gun, "--key", key]);
+    }
+    repo.sign(&[a.clone(), b.clone()]);
+    let err = repo
+        .hsm
+        .fails(1, &["root", "export", "--gun", gun, "--out", "only-old"]);
+    assert!(
+        err.contains("rule `root-threshold` broken")
+            && err.contains("0 of 2 required root signatures"),
+        "{err}"
+    );
+    // Both: exported and published, v1 -> v2.
+    repo.sign(&[new[0].clone(), new[1].clone(), snapshot.clone()]);
+    let v1 = repo.exported("root.json");
+    repo.export_and_publish();
+    let v2 = repo.exported("root.json");
+    assert_eq!(signatures_by_old_root(&v2, &v1), 2);
+    assert_eq!(hsm_tests::root_signatures_valid(&v2), 2);
+
+    // v3, then: v3 checked against v1 skips a version.
+    repo.hsm
+        .ok(&["root", "rotate", "--gun", gun, "--threshold", "3"]);
+    repo.sign(&[
+        new[0].clone(),
+        new[1].clone(),
+        new[2].clone(),
+        snapshot.clone(),
+    ]);
+    repo.export_and_publish();
+    let err = repo.hsm.fails(
+        1,
+        &[
+            "root",
+            "verify",
+            "out-3/root.json",
+            "--trusted",
+            "out-1/root.json",
+        ],
+    );
+    assert!(
+        err.contains("rule `root-version` broken")
+            && err.contains("version 3 does not follow the previous root's 1"),
+        "{err}"
+    );
+    repo.hsm.ok(&[
+        "root",
+        "verify",
+        "out-3/root.json",
+        "--trusted",
+        "out-2/root.json",
+    ]);
+
+    // A new repository key whose draft does not re-sign targets (made through the library,
+    // as a bug or a future command could): export refuses it.
+    repo.hsm.key("repo", "targets-2", "targets");
+    let targets2 = repo.hsm.key_uri("repo", "targets-2");
+    repo.hsm.ok(&[
+        "root",
+        "rotate-key",
+        "targets",
+        "--gun",
+        gun,
+        "--key",
+        &targets2,
+    ]);
+    drop_targets_from_draft(&repo.hsm, gun);
+    repo.sign(&[
+        new[0].clone(),
+        new[1].clone(),
+        new[2].clone(),
+        snapshot.clone(),
+    ]);
+    let err = repo
+        .hsm
+        .fails(1, &["root", "export", "--gun", gun, "--out", "no-targets"]);
+    assert!(
+        err.contains("names a new repository (targets) key, but its draft does not re-sign targets.json with it")
+            && err.contains("root rotate-key targets --key URI"),
+        "{err}"
+    );
+}
+
+/// Rewrites a GUN's pending draft as one that keeps the new root but not the re-signed
+/// targets: the draft a careless change would make.
+fn drop_targets_from_draft(hsm: &SoftHsm, gun: &str) {
+    use rootkeeper::root::{change, draft};
+    let now = rootkeeper::tuf::model::UtcTime::now();
+    let dir = rootkeeper::trustdir::TrustDir::open(&hsm.trust_dir()).unwrap();
+    let repo = dir.repo(gun).unwrap();
+    let pending = draft::load(&repo, &dir.inventory().unwrap()).unwrap();
+    let base = change::base(&repo, now).unwrap();
+    let mut batch = rootkeeper::trustdir::Batch::new();
+    change::write_draft(
+        &repo,
+        &base,
+        change::Change {
+            purpose: "a careless change".into(),
+            root: Some(pending.root.signed.clone()),
+            targets: None,
+            signers: pending.draft.signers.clone(),
+            server_keys: pending.draft.server_keys.clone(),
+            snapshot: pending.draft.snapshot.clone(),
+        },
+        now,
+        true,
+        &mut batch,
+    )
+    .unwrap();
+    dir.commit(batch).unwrap();
+}
+
+#[test]
+fn publishing_over_a_root_the_server_got_from_elsewhere_is_refused() {
+    let gun = "example.com/rotate/diverged";
+    let repo = Repo::new(gun);
+    let (a, b, c) = (
+        repo.roots[0].clone(),
+        repo.roots[1].clone(),
+        repo.roots[2].clone(),
+    );
+    let snapshot = repo.hsm.key_uri("repo", "snapshot");
+    // A copy of the trust directory on another machine drafts and publishes its own v2.
+    let other = repo.hsm.path().join("other-trust");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(repo.hsm.trust_dir())
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let elsewhere = |args: &[&str]| {
+        let mut all = vec!["--dir", other.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let (url, ca) = (repo.url(), repo.ca());
+        if args.contains(&"server") {
+            all.extend(["--server", &url, "--ca", &ca]);
+        }
+        repo.hsm.ok(&all)
+    };
+    elsewhere(&["root", "rotate", "--gun", gun, "--threshold", "3"]);
+    elsewhere(&[
+        "root", "sign", "--gun", gun, "--key", &a, "--key", &b, "--key", &c, "--key", &snapshot,
+    ]);
+    elsewhere(&["root", "export", "--gun", gun, "--out", "other-out"]);
+    elsewhere(&["--yes", "server", "publish", "other-out", "--gun", gun]);
+
+    // Here, a different v2 over the same v1 (this machine never pulled the other's).
+    repo.hsm
+        .ok(&["root", "rotate", "--gun", gun, "--remove-root-key", &c]);
+    repo.sign(&[a.clone(), b.clone(), snapshot.clone()]);
+    repo.hsm
+        .ok(&["root", "export", "--gun", gun, "--out", "ours"]);
+    let (url, ca) = (repo.url(), repo.ca());
+    let err = repo.hsm.fails(
+        1,
+        &[
+            "--yes", "server", "publish", "ours", "--gun", gun, "--server", &url, "--ca", &ca,
+        ],
+    );
+    assert!(
+        err.contains(&format!(
+            "not publishing {gun}: its current root is version 2"
+        )) && err.contains("neither this export's root v2 nor the root v1 it replaces")
+            && err.contains("nothing was sent"),
+        "{err}"
+    );
+    // The server still serves the other v2.
+    let served = repo
+        .server
+        .notary(&repo.hsm.path().join("check"), &["list", gun]);
+    assert_eq!(served.code, 0, "{}", served.stderr);
+}
+
+#[test]
+fn root_verify_warns_when_an_intermediate_roots_certificates_expire_before_the_newest() {
+    let gun = "example.com/rotate/walk";
+    let mut repo = Repo::new(gun);
+    let (a, b) = (repo.roots[0].clone(), repo.roots[1].clone());
+    let snapshot = repo.hsm.key_uri("repo", "snapshot");
+    let new: Vec<String> = ["root-d", "root-e"]
+        .iter()
+        .map(|t| {
+            repo.hsm.token(t);
+            repo.hsm.key(t, "root", "root")
+        })
+        .collect();
+    let (d, e) = (new[0].clone(), new[1].clone());
+    // v2 drops a and b for d and e.
+    repo.hsm.ok(&[
+        "root",
+        "rotate",
+        "--gun",
+        gun,
+        "--add-root-key",
+        &d,
+        "--add-root-key",
+        &e,
+        "--remove-root-key",
+        &a,
+        "--remove-root-key",
+        &b,
+    ]);
+    repo.sign(&[a.clone(), b.clone(), d.clone(), e.clone(), snapshot.clone()]);
+    repo.export_and_publish();
+    // v3 lasts 20 years: its certificates are re-issued, v2's end after 10.
+    let c = repo.roots[2].clone();
+    let mut renew = vec!["root", "renew", "--gun", gun, "--expires", "20y"];
+    renew.extend(["--cert-key", &c, "--cert-key", &d, "--cert-key", &e]);
+    let out = repo.hsm.ok(&renew);
+    assert!(out.contains("new certificates for"), "{out}");
+    repo.sign(&[d.clone(), e.clone(), snapshot.clone()]);
+    let run = repo.hsm.run(&["root", "verify", "--gun", gun]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("root v2's certificates expire")
+            && run.stdout.contains(
+                "(before root v3 does): clients that still trust v1 then cannot walk through it to v3; redraft v3 with `--force --legacy 1`"
+            ),
+        "{}",
+        run.stdout
+    );
+    let json = repo.hsm.ok_json(&["root", "verify", "--gun", gun]);
+    assert_eq!(json["chains"][0]["direct_from"], serde_json::json!([2]));
+    assert_eq!(json["chains"][0]["links"].as_array().unwrap().len(), 3);
+
+    // Redrafted with --legacy 1: v1's keys sign too, and v1's clients take v3 directly.
+    renew.extend(["--force", "--legacy", "1"]);
+    renew.insert(0, "--yes");
+    repo.hsm.ok(&renew);
+    repo.sign(&[a, b, d, e, snapshot]);
+    let json = repo.hsm.ok_json(&["root", "verify", "--gun", gun]);
+    assert_eq!(json["chains"][0]["direct_from"], serde_json::json!([1, 2]));
+    assert_eq!(json["chains"][0]["warnings"], serde_json::json!([]));
+    let v1 = std::fs::read(repo.hsm.path().join("out-1/root.json")).unwrap();
+    repo.export_and_publish();
+    let v3 = repo.exported("root.json");
+    assert_eq!(signatures_by_old_root(&v3, &v1), 2);
+    // Without a draft, root verify checks the last export and the chain kept.
+    let run = repo.hsm.ok(&["root", "verify", "--gun", gun]);
+    assert!(run.contains(&format!("{gun} (last export): OK")), "{run}");
+    assert!(
+        run.contains("clients that trust v1, v2 take v3 directly"),
+        "{run}"
+    );
+}
+
+#[test]
+fn root_status_counts_the_days_to_each_expiry_and_warns_under_90() {
+    let gun = "example.com/rotate/expiry";
+    let hsm = SoftHsm::new();
+    let roots = hsm.standard_keys();
+    hsm.timestamp_key(None, gun, "ts.json");
+    let mut init = hsm.init_2_of_3(&roots, "ts.json");
+    init.extend(["--gun", gun, "--expires", "60d"].map(String::from));
+    hsm.ok(&strs(&init));
+    let st = status(&hsm, gun);
+    let expiries = st["expiries"].as_array().unwrap();
+    let root = expiries.iter().find(|e| e["what"] == "root").unwrap();
+    assert!(
+        matches!(root["days_left"].as_i64(), Some(59 | 60)),
+        "{root}"
+    );
+    assert_eq!(root["soon"], true);
+    let certs: Vec<&Value> = expiries
+        .iter()
+        .filter(|e| e["what"].as_str().unwrap().starts_with("root certificate "))
+        .collect();
+    assert_eq!(certs.len(), 3);
+    assert!(
+        certs
+            .iter()
+            .all(|c| c["soon"] == false && c["days_left"].as_i64().unwrap() > 3600)
+    );
+    let targets = expiries.iter().find(|e| e["what"] == "targets").unwrap();
+    assert!(targets["days_left"].as_i64().unwrap() <= 60, "{targets}");
+    // The planner names the tokens still needed, by label and serial.
+    let needed = st["needed"].as_array().unwrap();
+    assert_eq!(needed.len(), 3, "{st:#}");
+    assert!(
+        needed
+            .iter()
+            .any(|n| n["token_label"] == "root-a" && n["label"] == "root")
+    );
+    assert!(
+        needed
+            .iter()
+            .all(|n| !n["token_serial"].as_str().unwrap().is_empty())
+    );
+    let text = hsm.ok(&["root", "status", "--gun", gun]);
+    assert!(
+        text.contains("warning: root expires in 59 days")
+            || text.contains("warning: root expires in 60 days"),
+        "{text}"
+    );
+    assert!(text.contains("(key root on token root-a serial "), "{text}");
+}

@@ -52,29 +52,6 @@ pub fn timestamp(now: UtcTime) -> String {
     now.whole_seconds().to_go_string()
 }
 
-/// An inventory entry for a key on a token, with its policy.
-pub fn inventory_entry(
-    key: &KeyDescription,
-    role: Option<&str>,
-    now: UtcTime,
-    policy: KeyPolicy,
-) -> Result<InventoryKey> {
-    let public = notary::ecdsa_key(&key.public_key)?;
-    Ok(InventoryKey {
-        uri: key.uri.clone(),
-        label: key.label.clone(),
-        role: role.map(str::to_owned),
-        algorithm: "ecdsa-p256".into(),
-        key_id: notary::key_id(&public).to_string(),
-        public_key: public.keyval.public.encoded(),
-        token_label: key.token_label.clone(),
-        token_serial: key.token_serial.clone(),
-        created: timestamp(now),
-        policy: Some(policy),
-        ..InventoryKey::default()
-    })
-}
-
 fn public_b64(key: &VerifyingKey) -> Result<String> {
     Ok(notary::ecdsa_key(key)?.keyval.public.encoded())
 }
@@ -598,7 +575,7 @@ fn place(
         return Err(e);
     }
     let mut entry = match descriptions.first() {
-        Some(first) => inventory_entry(first, Some(p.role), p.now, p.policy)?,
+        Some(first) => crate::root::init::inventory_entry(first, Some(p.role), p.now, Some(p.policy))?,
         None => return Err(request("no token to put the key into", "give --token URI")),
     };
     let key_id = entry.key_id.clone();

@@ -261,7 +261,13 @@ fn generate(
     let key = session
         .generate_key(label)
         .with_context(|| format!("generating `{label}` on {}", session.token().describe()))?;
-    let entry = record_hardware_only(&dir, &KeyDescription::pkcs11(&key, session.token()), role)?;
+    let entry = rootkeeper::root::record_key(
+        &dir,
+        &KeyDescription::pkcs11(&key, session.token()),
+        role.map(RoleName::as_str),
+        UtcTime::now(),
+        Some(KeyPolicy::HardwareOnly),
+    )?;
     Ok(Output::new(
         format!(
             "generated P-256 key `{label}` inside {}\n  uri:    {}\n  key ID: {}\n  role:   {}\n",
@@ -272,24 +278,6 @@ fn generate(
         ),
         json(&entry),
     ))
-}
-
-/// Records a key generated inside its token: policy hardware-only.
-fn record_hardware_only(
-    dir: &rootkeeper::trustdir::TrustDir,
-    key: &KeyDescription,
-    role: Option<RoleName>,
-) -> anyhow::Result<rootkeeper::trustdir::InventoryKey> {
-    let entry = custody::inventory_entry(
-        key,
-        role.map(RoleName::as_str),
-        UtcTime::now(),
-        KeyPolicy::HardwareOnly,
-    )?;
-    let mut inventory = dir.inventory()?;
-    inventory.upsert(entry.clone());
-    dir.save_inventory(&inventory)?;
-    Ok(entry)
 }
 
 /// The YubiKey slot policies for a token; refused for a PKCS#11 token.
@@ -594,7 +582,13 @@ fn generate_yubikey(
             device.describe()
         )
     })?;
-    let entry = record_hardware_only(&dir, &description, role)?;
+    let entry = rootkeeper::root::record_key(
+        &dir,
+        &description,
+        role.map(RoleName::as_str),
+        UtcTime::now(),
+        Some(KeyPolicy::HardwareOnly),
+    )?;
     let mut text = format!(
         "generated P-256 key `{label}` on {} (firmware {}), slot {slot}\n  uri:    {}\n  key ID: {}\n  role:   {}\n  PIN policy {}, touch policy {}; self-signed certificate stored in the slot\n",
         device.describe(),

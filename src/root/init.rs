@@ -9,7 +9,7 @@ use crate::keyuri::KeyUri;
 use crate::root::checks::{self, Insist};
 use crate::root::draft::{self, Draft, DraftSigner, PendingDoc, ServerKey, SnapshotPlan};
 use crate::signer::Signer;
-use crate::trustdir::{Batch, Inventory, InventoryKey, TrustDir};
+use crate::trustdir::{Batch, Inventory, InventoryKey, KeyPolicy, TrustDir};
 use crate::tuf::model::{
     self, KeyId, PublicKey, RoleKeys, RoleName, RootRoles, Threshold, UtcTime, Version,
 };
@@ -51,11 +51,13 @@ pub struct InitRequest {
     pub insist: Insist,
 }
 
-/// The inventory entry of a key read from a token.
+/// The inventory entry of a key read from a token, with how it is protected against loss
+/// (`None`: a key `root init` found on a token without knowing where it came from).
 pub fn inventory_entry(
     key: &KeyDescription,
     role: Option<&str>,
     now: UtcTime,
+    policy: Option<KeyPolicy>,
 ) -> Result<InventoryKey> {
     let public = notary::ecdsa_key(&key.public_key)?;
     Ok(InventoryKey {
@@ -67,19 +69,21 @@ pub fn inventory_entry(
         public_key: public.keyval.public.encoded(),
         token_label: key.token_label.clone(),
         token_serial: key.token_serial.clone(),
-        created: now.to_go_string(),
+        created: now.whole_seconds().to_go_string(),
+        policy,
         ..InventoryKey::default()
     })
 }
 
-/// Records a key generated on a token (PKCS#11 or YubiKey) in the inventory.
+/// Records a key on a token (PKCS#11 or YubiKey) in the inventory.
 pub fn record_key(
     dir: &TrustDir,
     key: &KeyDescription,
     role: Option<&str>,
     now: UtcTime,
+    policy: Option<KeyPolicy>,
 ) -> Result<InventoryKey> {
-    let entry = inventory_entry(key, role, now)?;
+    let entry = inventory_entry(key, role, now, policy)?;
     let mut inventory = dir.inventory()?;
     inventory.upsert(entry.clone());
     dir.save_inventory(&inventory)?;
@@ -103,7 +107,7 @@ fn resolve(
     warnings: &mut Vec<String>,
 ) -> Result<Resolved> {
     let key = keyring.public_key(uri)?;
-    let entry = inventory_entry(&key, Some(role), req.now)?;
+    let entry = inventory_entry(&key, Some(role), req.now, None)?;
     let public = notary::ecdsa_key(&key.public_key)?;
     let resolved = Resolved {
         key_id: notary::key_id(&public),
