@@ -59,6 +59,27 @@ impl Repo {
         self.server.url.clone()
     }
 
+    /// The three root keys of v1 and the snapshot key.
+    fn keys(&self) -> (String, String, String, String) {
+        (
+            self.roots[0].clone(),
+            self.roots[1].clone(),
+            self.roots[2].clone(),
+            self.hsm.key_uri("repo", "snapshot"),
+        )
+    }
+
+    /// A new root key on each of the new `tokens`.
+    fn new_root_keys(&self, tokens: &[&str]) -> Vec<String> {
+        tokens
+            .iter()
+            .map(|t| {
+                self.hsm.token(t);
+                self.hsm.key(t, "root", "root")
+            })
+            .collect()
+    }
+
     fn ca(&self) -> String {
         self.server.ca_file().display().to_string()
     }
@@ -269,12 +290,7 @@ fn swapping_one_of_three_root_keys_is_accepted_by_old_and_new_clients() {
 fn threshold_change_renewal_and_key_rotations_keep_every_client() {
     let gun = "example.com/rotate/life";
     let mut repo = Repo::new(gun);
-    let (a, b, c) = (
-        repo.roots[0].clone(),
-        repo.roots[1].clone(),
-        repo.roots[2].clone(),
-    );
-    let snapshot = repo.hsm.key_uri("repo", "snapshot");
+    let (a, b, c, snapshot) = repo.keys();
 
     // 2 -> 3: every key signs the new root; two of them suffice for the previous one.
     repo.hsm
@@ -675,19 +691,8 @@ fn five_rotations_across_two_guns_old_clients_walk_or_take_the_newest_directly()
 fn a_new_root_needs_both_thresholds_the_next_version_and_re_signed_targets() {
     let gun = "example.com/rotate/rules";
     let mut repo = Repo::new(gun);
-    let (a, b, c) = (
-        repo.roots[0].clone(),
-        repo.roots[1].clone(),
-        repo.roots[2].clone(),
-    );
-    let snapshot = repo.hsm.key_uri("repo", "snapshot");
-    let new: Vec<String> = ["root-d", "root-e", "root-f"]
-        .iter()
-        .map(|t| {
-            repo.hsm.token(t);
-            repo.hsm.key(t, "root", "root")
-        })
-        .collect();
+    let (a, b, c, snapshot) = repo.keys();
+    let new = repo.new_root_keys(&["root-d", "root-e", "root-f"]);
     // Every root key replaced.
     repo.hsm.ok(&[
         "root",
@@ -836,12 +841,7 @@ fn drop_targets_from_draft(hsm: &SoftHsm, gun: &str) {
 fn publishing_over_a_root_the_server_got_from_elsewhere_is_refused() {
     let gun = "example.com/rotate/diverged";
     let repo = Repo::new(gun);
-    let (a, b, c) = (
-        repo.roots[0].clone(),
-        repo.roots[1].clone(),
-        repo.roots[2].clone(),
-    );
-    let snapshot = repo.hsm.key_uri("repo", "snapshot");
+    let (a, b, c, snapshot) = repo.keys();
     // A copy of the trust directory on another machine drafts and publishes its own v2.
     let other = repo.hsm.path().join("other-trust");
     let copied = Command::new("cp")
@@ -900,13 +900,7 @@ fn root_verify_warns_when_an_intermediate_roots_certificates_expire_before_the_n
     let mut repo = Repo::new(gun);
     let (a, b) = (repo.roots[0].clone(), repo.roots[1].clone());
     let snapshot = repo.hsm.key_uri("repo", "snapshot");
-    let new: Vec<String> = ["root-d", "root-e"]
-        .iter()
-        .map(|t| {
-            repo.hsm.token(t);
-            repo.hsm.key(t, "root", "root")
-        })
-        .collect();
+    let new = repo.new_root_keys(&["root-d", "root-e"]);
     let (d, e) = (new[0].clone(), new[1].clone());
     // v2 drops a and b for d and e.
     repo.hsm.ok(&[
