@@ -475,6 +475,42 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// A signer's public key file is not one rootkeeper takes.
+    #[error("signer key file {file} {reason}")]
+    SignerKey {
+        /// The file (escaped).
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A signer name docker would refuse.
+    #[error("signer name `{name}`: {reason}")]
+    SignerName {
+        /// The name (escaped).
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// `signer remove` of a signer the repository does not have.
+    #[error("no signer {name}{}", if signers.is_empty() { " (the repository has no signers)".to_string() } else { format!(" (its signers: {signers})") })]
+    NoSuchSigner {
+        /// The name (escaped), with the GUN.
+        name: String,
+        /// The signers there are.
+        signers: String,
+    },
+    /// Removing the signer would leave the released tags without a valid signature.
+    #[error(
+        "signer {name} signed the last released version of {gun} (targets/releases, tags {tags}): removing it makes {gun} unpullable; nothing was drafted"
+    )]
+    SignerHoldsReleases {
+        /// The GUN.
+        gun: String,
+        /// The signer (escaped).
+        name: String,
+        /// The released tags (escaped).
+        tags: String,
+    },
 }
 
 impl Error {
@@ -533,6 +569,10 @@ impl Error {
             Error::Rollback { .. } => "a server (or someone between it and you) is serving old metadata, which would undo revocations; do not sign on top of it, and ask the server's operator".into(),
             Error::ServerNotOurs { .. } => "someone else published to this repository, or this export belongs to another chain (or another --gun); compare the server's root with the trust directory (`rootkeeper server pull`) before doing anything".into(),
             Error::NeedsPull { .. } => "on the online machine: `rootkeeper server pull --server URL --gun GUN` (with this trust directory), then carry it back here".into(),
+            Error::SignerKey { .. } => "give the signer's public key as docker takes it: the NAME.pub that `docker trust key generate NAME` writes (a PEM PUBLIC KEY), or a P-256 certificate; one key per file, one --key per file".into(),
+            Error::SignerName { .. } => "docker's signer names start with a-z or 0-9 and hold only a-z, 0-9, `-` and `_`; `releases` is reserved".into(),
+            Error::NoSuchSigner { .. } => "`rootkeeper signer list --gun GUN` shows the signers of the last pull; pull again if a signer was added since".into(),
+            Error::SignerHoldsReleases { .. } => "let another signer sign a tag first (their `docker trust sign` re-signs targets/releases with their key), or pass --force to remove the signer all the same: the released tags then fail until a signer signs again".into(),
             _ => return None,
         })
     }

@@ -10,6 +10,7 @@ pub mod init;
 pub mod publish;
 pub mod pull;
 pub mod sign;
+pub mod signers;
 
 pub use draft::{DraftStatus, RoleStatus, SignerState};
 pub use export::{ExportOutcome, export};
