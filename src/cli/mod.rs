@@ -8,6 +8,7 @@ mod inspect;
 mod key;
 mod root;
 mod server;
+mod signer;
 mod terminal;
 mod token;
 
@@ -64,6 +65,9 @@ enum Command {
     Server(server::ServerCommand),
     /// Show what a metadata file holds and whether its signatures are valid.
     Inspect(inspect::InspectArgs),
+    /// Docker Content Trust signers (targets/NAME + targets/releases): add, remove, list.
+    #[command(subcommand)]
+    Signer(signer::SignerCommand),
 }
 
 /// What a command produced: text for people, JSON for scripts.
@@ -306,6 +310,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Root(cmd) => root::run(&ctx, cmd),
         Command::Server(cmd) => server::run(&ctx, cmd),
         Command::Inspect(args) => inspect::run(&ctx, args),
+        Command::Signer(cmd) => signer::run(&ctx, cmd),
     }
 }
 

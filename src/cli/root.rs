@@ -104,6 +104,19 @@ pub enum RootCommand {
         #[arg(long, value_name = "ROOT.json")]
         trusted: Option<PathBuf>,
     },
+    /// Draft targets.json again, unchanged but for a new version and expiry, over the last
+    /// `server pull`; then `root sign` with the targets key (hardware).
+    RenewTargets {
+        /// Repository name (GUN).
+        #[arg(long, value_name = "GUN")]
+        gun: String,
+        /// Targets expiry: a duration (3y, 90d; y = calendar years), a date, or an RFC 3339 time.
+        #[arg(long, default_value = "3y")]
+        expires: String,
+        /// Replace a pending draft of this GUN.
+        #[arg(long)]
+        force: bool,
+    },
     /// Verify, then write the files the trust server takes into DIR (DIR/<gun>/ for several).
     Export {
         #[command(flatten)]
@@ -247,7 +260,21 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 super::guns(&gun, gun_file.as_deref())?
             };
             let dir = ctx.trust_dir_read()?;
-            let statuses = root::status(&dir, &guns)?;
+            let warnings = root::signers::expiry_warnings(&dir, &guns, UtcTime::now())?;
+            let statuses = match root::status(&dir, &guns) {
+                Ok(statuses) => statuses,
+                // No draft: the expiry warnings are still worth showing, before the error.
+                Err(e) if !warnings.is_empty() => {
+                    let mut text = String::new();
+                    super::signer::expiry_text(&mut text, &warnings);
+                    let doc = json!({"expiry_warnings": json(&warnings)});
+                    return Err(super::Partial::error(
+                        Output::new(text, doc),
+                        anyhow::Error::new(e),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
             let mut text = String::new();
             if statuses.is_empty() {
                 let _ = writeln!(
@@ -257,21 +284,26 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 );
             }
             for s in &statuses {
-                let _ = writeln!(
-                    text,
-                    "{}: draft root v{}, expires {}, made {}",
-                    s.gun, s.version, s.expires, s.created
-                );
+                let _ = writeln!(text, "{}, made {}", draft_title(s), s.created);
                 fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
                 status_text(&mut text, s);
             }
-            Ok(Output::new(text, json!({"drafts": json(&statuses)})))
+            super::signer::expiry_text(&mut text, &warnings);
+            Ok(Output::new(
+                text,
+                json!({"drafts": json(&statuses), "expiry_warnings": json(&warnings)}),
+            ))
         }
         RootCommand::Verify {
             guns,
             files,
             trusted,
         } => verify_cmd(ctx, &guns, &files, trusted.as_deref()),
+        RootCommand::RenewTargets {
+            gun,
+            expires,
+            force,
+        } => super::signer::renew_targets(ctx, &gun, &expires, force),
         RootCommand::Export { guns, out } => {
             let guns = guns.resolve()?;
             let dir = ctx.trust_dir()?;
@@ -300,6 +332,22 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             );
             Ok(Output::new(text, json!({"exported": json(&outcomes)})))
         }
+    }
+}
+
+/// What a draft is: `GUN: draft root v2, expires …` for a new root, `GUN: draft targets v3
+/// (signer ci added) over root v1` for a change of targets alone.
+fn draft_title(s: &DraftStatus) -> String {
+    if s.root.pending {
+        format!(
+            "{}: draft root v{}, expires {}",
+            s.gun, s.version, s.expires
+        )
+    } else {
+        format!(
+            "{}: draft targets v{} ({}) over root v{}",
+            s.gun, s.targets_version, s.purpose, s.version
+        )
     }
 }
 
@@ -391,11 +439,15 @@ fn plan_text(plan: &SignPlan) -> String {
     let mut text = String::new();
     for d in &plan.drafts {
         let s = &d.before;
-        let _ = writeln!(
-            text,
-            "{}: root v{} ({} of {} root signatures so far), expires {}",
-            s.gun, s.version, s.root.signed, s.root.threshold, s.expires
-        );
+        if s.root.pending {
+            let _ = writeln!(
+                text,
+                "{}: root v{} ({} of {} root signatures so far), expires {}",
+                s.gun, s.version, s.root.signed, s.root.threshold, s.expires
+            );
+        } else {
+            let _ = writeln!(text, "{}", draft_title(s));
+        }
         fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
         for p in &d.signatures {
             let _ = writeln!(
