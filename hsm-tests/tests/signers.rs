@@ -890,3 +890,89 @@ fn server_pull_refuses_what_does_not_verify_and_stores_nothing() {
     );
     assert_eq!(stored(), before_after_control);
 }
+
+#[test]
+fn with_an_offline_snapshot_key_signer_add_says_so_and_a_signers_publish_is_refused() {
+    let hsm = SoftHsm::new();
+    let server = NotaryServer::start_tls();
+    let gun = "registry.example.com/admin/offline";
+    let srv = server_args(&server);
+    let roots = hsm.standard_keys();
+    hsm.ok(&strs(&with(
+        &["server", "timestamp-key", "--gun", gun, "--out", "ts.json"],
+        &srv,
+    )));
+    let mut init = hsm.init_2_of_3(&roots, "ts.json");
+    init.extend(["--gun".into(), gun.into()]);
+    hsm.ok(&strs(&init));
+    let (targets, snapshot) = (
+        hsm.key_uri("repo", "targets"),
+        hsm.key_uri("repo", "snapshot"),
+    );
+    hsm.ok(&[
+        "root", "sign", "--gun", gun, "--key", &roots[0], "--key", &roots[1], "--key", &targets,
+        "--key", &snapshot,
+    ]);
+    hsm.ok(&["root", "export", "--gun", gun, "--out", "out-init"]);
+    hsm.ok(&strs(&with(
+        &["--yes", "server", "publish", "out-init", "--gun", gun],
+        &srv,
+    )));
+    hsm.ok(&strs(&with(&["server", "pull", "--gun", gun], &srv)));
+
+    let (ci, ci_pub) = signer_home(&hsm, &server, "ci");
+    let said = hsm.ok(&[
+        "signer",
+        "add",
+        "ci",
+        "--gun",
+        gun,
+        "--key",
+        ci_pub.to_str().unwrap(),
+    ]);
+    assert!(
+        said.contains("snapshot v2 is drafted too")
+            && said.contains("warning: this repository's snapshot key is offline")
+            && said.contains("The signer cannot publish alone"),
+        "{said}"
+    );
+    // A root key has nothing to sign in a targets draft: a note, not an error.
+    let signed = hsm.ok(&[
+        "root", "sign", "--gun", gun, "--key", &roots[2], "--key", &targets, "--key", &snapshot,
+    ]);
+    assert!(
+        signed.contains("has nothing to sign in this draft (signer ci added)")
+            && signed.contains("snapshot")
+            && signed.contains("ready to export: yes"),
+        "{signed}"
+    );
+    hsm.ok(&["root", "export", "--gun", gun, "--out", "out-add"]);
+    let published = hsm.ok(&strs(&with(
+        &["--yes", "server", "publish", "out-add", "--gun", gun],
+        &srv,
+    )));
+    assert!(
+        published.contains("published targets, snapshot"),
+        "{published}"
+    );
+    let snapshot_json = served_json(&server, gun, "snapshot.json");
+    assert_eq!(snapshot_json["signed"]["version"], 2, "{snapshot_json}");
+
+    let admin = Docker::new(&hsm.path().join("admin"), &server);
+    let pretty = admin.ok(&["trust", "inspect", "--pretty", gun]);
+    assert!(signer_row(&pretty, "ci").is_some(), "{pretty}");
+
+    // The signer's own publish needs a snapshot the server cannot make.
+    let manifest = ci_pub.parent().unwrap().join("manifest.json");
+    std::fs::write(&manifest, b"{}").unwrap();
+    let before = served(&server, gun, "snapshot.json");
+    let refused = ci.sign_tag(&server, gun, "1", "ci", &manifest);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    eprintln!("ci's publish with an offline snapshot key: {}", said.trim());
+    assert!(
+        said.contains("server does not hold current snapshot key for repository"),
+        "{said}"
+    );
+    assert_eq!(served(&server, gun, "snapshot.json"), before);
+}

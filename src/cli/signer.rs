@@ -147,7 +147,7 @@ fn drafted(o: &SignerOutcome) -> Output {
             if o.purpose.starts_with("signer") && o.purpose.ends_with("added") {
                 let _ = writeln!(
                     text,
-                    "  warning: this repository's snapshot key is offline, so the server cannot make snapshots: every tag a signer publishes (`docker trust sign`) needs a new snapshot signed with that key, and notary-server refuses a signer's publish without one. The signer cannot publish alone; move the snapshot key to the server for the docker flow (docs/signers.md)"
+                    "  warning: this repository's snapshot key is offline, so the server cannot make snapshots: every tag a signer publishes (`docker trust sign`) needs a new snapshot signed with that key, and notary-server refuses a signer's publish without one (\"no snapshot was included in update and server does not hold current snapshot key for repository\"). The signer cannot publish alone; move the snapshot key to the server for the docker flow (docs/signers.md)"
                 );
             }
         }
