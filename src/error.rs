@@ -572,7 +572,7 @@ impl Error {
             Error::SignerKey { .. } => "give the signer's public key as docker takes it: the NAME.pub that `docker trust key generate NAME` writes (a PEM PUBLIC KEY), or a P-256 certificate; one key per file, one --key per file".into(),
             Error::SignerName { .. } => "docker's signer names start with a-z or 0-9 and hold only a-z, 0-9, `-` and `_`; `releases` is reserved".into(),
             Error::NoSuchSigner { .. } => "`rootkeeper signer list --gun GUN` shows the signers of the last pull; pull again if a signer was added since".into(),
-            Error::SignerHoldsReleases { .. } => "let another signer sign a tag first (their `docker trust sign` re-signs targets/releases with their key), or pass --force to remove the signer all the same: the released tags then fail until a signer signs again".into(),
+            Error::SignerHoldsReleases { .. } => "let another signer sign a tag first (their `docker trust sign` re-signs targets/releases with their key), or confirm the removal (on a terminal, or with --yes): the released tags then fail until a signer signs again".into(),
             _ => return None,
         })
     }

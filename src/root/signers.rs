@@ -663,7 +663,7 @@ fn releases_left_unsigned(base: &Base, new_targets: &Targets) -> Result<Option<V
 }
 
 /// `signer remove`: drafts targets.json without signer `name`, over the last pull. Refuses,
-/// unless `force`, when the signer's signature is what keeps the released tags valid.
+/// unless `force` (the operator confirmed), when the signer's signature is what keeps the released tags valid.
 pub fn remove(
     dir: &TrustDir,
     gun: &str,
@@ -695,7 +695,7 @@ pub fn remove(
             });
         }
         change.notes.push(format!(
-            "--force: the released tags ({tags}) stop being pullable until another signer signs {RELEASES} again (their next `docker trust sign`)"
+            "confirmed: the released tags ({tags}) stop being pullable until another signer signs {RELEASES} again (their next `docker trust sign`)"
         ));
     }
     draft_targets(
