@@ -489,7 +489,7 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
     if inventory.keys.is_empty() && others.is_empty() {
         text.push_str("no keys\n");
     }
-    let warnings = rootkeeper::root::signers::expiry_warnings(&dir, &[], UtcTime::now())?;
+    let warnings = super::signer::expiry_warnings(&dir, &[], &mut text);
     super::signer::expiry_text(&mut text, &warnings);
     let mut doc = json!({"inventory": docs, "not_in_inventory": others.iter().map(|(id, uri)| json!({"key_id": id, "uri": uri})).collect::<Vec<_>>(), "expiry_warnings": json(&warnings)});
     found.error_fields(&mut doc);

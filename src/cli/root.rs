@@ -260,13 +260,14 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 super::guns(&gun, gun_file.as_deref())?
             };
             let dir = ctx.trust_dir_read()?;
-            let warnings = root::signers::expiry_warnings(&dir, &guns, UtcTime::now())?;
+            let mut warned = String::new();
+            let warnings = super::signer::expiry_warnings(&dir, &guns, &mut warned);
+            super::signer::expiry_text(&mut warned, &warnings);
             let statuses = match root::status(&dir, &guns) {
                 Ok(statuses) => statuses,
                 // No draft: the expiry warnings are still worth showing, before the error.
-                Err(e) if !warnings.is_empty() => {
-                    let mut text = String::new();
-                    super::signer::expiry_text(&mut text, &warnings);
+                Err(e) if !warned.is_empty() => {
+                    let text = warned;
                     let doc = json!({"expiry_warnings": json(&warnings)});
                     return Err(super::Partial::error(
                         Output::new(text, doc),
@@ -288,7 +289,7 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
                 status_text(&mut text, s);
             }
-            super::signer::expiry_text(&mut text, &warnings);
+            text.push_str(&warned);
             Ok(Output::new(
                 text,
                 json!({"drafts": json(&statuses), "expiry_warnings": json(&warnings)}),

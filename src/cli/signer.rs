@@ -231,7 +231,7 @@ fn list(dir: &trustdir::TrustDir, gun: &str, now: UtcTime) -> anyhow::Result<Out
     if let Some(e) = &l.unpulled_export {
         let _ = writeln!(text, "  note: {e}");
     }
-    let warnings = signers::expiry_warnings(dir, &[gun.to_owned()], now)?;
+    let warnings = expiry_warnings(dir, &[gun.to_owned()], &mut text);
     expiry_text(&mut text, &warnings);
     let mut doc = json!({"signers": json(&l)});
     doc["expiry_warnings"] = json(&warnings);
@@ -251,6 +251,19 @@ fn key_line(text: &mut String, k: &signers::ListedKey) {
             .unwrap_or_default(),
         k.roles.join(", ")
     );
+}
+
+/// The pulled targets and delegations of `guns` (every GUN when empty) that expire soon; a
+/// pulled state that cannot be read is a warning line here, not the command's failure.
+pub fn expiry_warnings(
+    dir: &trustdir::TrustDir,
+    guns: &[String],
+    text: &mut String,
+) -> Vec<ExpiryWarning> {
+    signers::expiry_warnings(dir, guns, UtcTime::now()).unwrap_or_else(|e| {
+        let _ = writeln!(text, "warning: expiries not checked: {e}");
+        Vec::new()
+    })
 }
 
 /// The lines warning of pulled targets and delegations that expire soon.
