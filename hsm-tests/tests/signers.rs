@@ -747,6 +747,49 @@ fn two_signers_remove_one_the_others_tags_and_power_remain() {
         pull.stdout,
         pull.stderr
     );
+
+    // Then carol joins, and bob (the last to sign targets/releases) leaves: rootkeeper warns
+    // as docker does; confirmed, the released file is left signed by a key no longer in the
+    // role, which clients skip, and so does the next pull, with a note.
+    let (_, carol) = signer_home(&hsm, &server, "carol");
+    add_and_publish(&hsm, &server, gun, "carol", &carol, "out-carol");
+    hsm.ok(&strs(&with(
+        &["server", "pull", "--gun", gun],
+        &server_args(&server),
+    )));
+    let err = hsm.fails(1, &["signer", "remove", "bob", "--gun", gun]);
+    assert!(
+        err.contains("signer bob signed the last released version")
+            && err.contains("tags a, b, c")
+            && err.contains("needs a confirmation"),
+        "{err}"
+    );
+    change_and_publish(
+        &hsm,
+        &server,
+        gun,
+        &["--yes", "signer", "remove", "bob", "--gun", gun],
+        "out-rm-bob",
+    );
+    let pulled = hsm.ok(&strs(&with(
+        &["server", "pull", "--gun", gun],
+        &server_args(&server),
+    )));
+    assert!(
+        pulled.contains("note: targets/releases is not valid")
+            && pulled.contains("clients skip it"),
+        "{pulled}"
+    );
+    let list = server.notary(&hsm.path().join("late-client"), &["list", gun]);
+    assert!(
+        !list
+            .stdout
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("a")),
+        "{}\n{}",
+        list.stdout,
+        list.stderr
+    );
 }
 
 /// A pull from a small HTTP server on loopback that serves `files` (name → bytes) for `gun`.

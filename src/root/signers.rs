@@ -1055,6 +1055,21 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_becomes_an_x509_key_of_its_go_pem() {
+        let signer = crate::backend::memory::MemorySigner::from_scalar(&[9; 32], "signer").unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let at = now().to_system();
+        let pem = crate::x509::root_certificate(&signer, "ci", at - day, at + day).unwrap();
+        let key = parse_signer_key("ci.crt", pem.as_bytes(), now()).unwrap();
+        assert_eq!(key.keytype, KeyType::EcdsaX509);
+        assert_eq!(key.public(), pem.as_bytes());
+        // Expired by the time it is read: notary refuses it, so does rootkeeper.
+        let later = now().plus(day * 3);
+        let err = parse_signer_key("ci.crt", pem.as_bytes(), later).unwrap_err();
+        assert!(err.to_string().contains("not now"), "{err}");
+    }
+
+    #[test]
     fn names_follow_dockers_rule() {
         for ok in ["ci", "0day", "a_b-c", "alice"] {
             check_signer_name(ok).unwrap();
