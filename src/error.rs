@@ -567,6 +567,42 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A signer's public key file is not one rootkeeper takes.
+    #[error("signer key file {file} {reason}")]
+    SignerKey {
+        /// The file (escaped).
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A signer name docker would refuse.
+    #[error("signer name `{name}`: {reason}")]
+    SignerName {
+        /// The name (escaped).
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// `signer remove` of a signer the repository does not have.
+    #[error("no signer {name}{}", if signers.is_empty() { " (the repository has no signers)".to_string() } else { format!(" (its signers: {signers})") })]
+    NoSuchSigner {
+        /// The name (escaped), with the GUN.
+        name: String,
+        /// The signers there are.
+        signers: String,
+    },
+    /// Removing the signer would leave the released tags without a valid signature.
+    #[error(
+        "signer {name} signed the last released version of {gun} (targets/releases, tags {tags}): removing it makes {gun} unpullable; nothing was drafted"
+    )]
+    SignerHoldsReleases {
+        /// The GUN.
+        gun: String,
+        /// The signer (escaped).
+        name: String,
+        /// The released tags (escaped).
+        tags: String,
+    },
 }
 
 impl Error {
@@ -636,6 +672,10 @@ impl Error {
             Error::NeedsPull { .. } => "on the online machine: `rootkeeper server pull --server URL --gun GUN` (with this trust directory), then carry it back here".into(),
             Error::RotationImpossible { .. } => "find the missing tokens (`rootkeeper key list` shows where each key lives) or, if they are gone for good, see docs/recovery.md: without the previous root's threshold no client will accept a new root".into(),
             Error::TargetsNotResigned { .. } => "make the draft with `rootkeeper root rotate-key targets --key URI`, which re-signs targets.json with the new key (above the server's version)".into(),
+            Error::SignerKey { .. } => "give the signer's public key as docker takes it: the NAME.pub that `docker trust key generate NAME` writes (a PEM PUBLIC KEY), or a P-256 certificate; one key per file, one --key per file".into(),
+            Error::SignerName { .. } => "docker's signer names start with a-z or 0-9 and hold only a-z, 0-9, `-` and `_`; `releases` is reserved".into(),
+            Error::NoSuchSigner { .. } => "`rootkeeper signer list --gun GUN` shows the signers of the last pull; pull again if a signer was added since".into(),
+            Error::SignerHoldsReleases { .. } => "let another signer sign a tag first (their `docker trust sign` re-signs targets/releases with their key), or confirm the removal (on a terminal, or with --yes): the released tags then fail until a signer signs again".into(),
             _ => return None,
         })
     }

@@ -36,6 +36,20 @@ pub fn rootkeeper_bin() -> PathBuf {
     bin
 }
 
+/// The path of the program `name` on PATH; a missing tool fails the test, naming the Debian
+/// `package` that brings it (hsm-tests/run installs it).
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: apt-get install {package} (hsm-tests/run does)")
+        })
+}
+
 /// Borrows a list of owned arguments as `&str`s.
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()

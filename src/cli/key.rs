@@ -825,7 +825,12 @@ fn list(ctx: &Ctx, module: Option<PathBuf>) -> anyhow::Result<Output> {
     if inventory.keys.is_empty() && others.is_empty() {
         text.push_str("no keys\n");
     }
-    let mut doc = json!({"inventory": docs, "not_in_inventory": others.iter().map(|(id, uri)| json!({"key_id": id, "uri": uri})).collect::<Vec<_>>()});
+    let warnings = match &dir {
+        Some(dir) => super::signer::expiry_warnings(dir, &[], &mut text),
+        None => Vec::new(),
+    };
+    super::signer::expiry_text(&mut text, &warnings);
+    let mut doc = json!({"inventory": docs, "not_in_inventory": others.iter().map(|(id, uri)| json!({"key_id": id, "uri": uri})).collect::<Vec<_>>(), "expiry_warnings": json(&warnings)});
     found.error_fields(&mut doc);
     found.finish(Output::new(text, doc), listing)
 }

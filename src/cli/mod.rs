@@ -12,6 +12,7 @@ mod key;
 mod root;
 mod rotate;
 mod server;
+mod signer;
 mod terminal;
 mod token;
 mod unsign;
@@ -87,6 +88,9 @@ enum Command {
     /// Key backups: the drill (verify) and restore.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Docker Content Trust signers (targets/NAME + targets/releases): add, remove, list.
+    #[command(subcommand)]
+    Signer(signer::SignerCommand),
 }
 
 /// What a command produced: text for people, JSON for scripts.
@@ -464,6 +468,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Completions(args) => completions::completions(&args),
         Command::Man(args) => completions::man(&args),
         Command::Backup(cmd) => backup::run(&ctx, cmd),
+        Command::Signer(cmd) => signer::run(&ctx, cmd),
     }
 }
 

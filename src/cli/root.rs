@@ -108,6 +108,19 @@ pub enum RootCommand {
         #[arg(long, value_name = "ROOT.json")]
         trusted: Option<PathBuf>,
     },
+    /// Draft targets.json again, unchanged but for a new version and expiry, over the last
+    /// `server pull`; then `root sign` with the targets key (hardware).
+    RenewTargets {
+        /// Repository name (GUN).
+        #[arg(long, value_name = "GUN")]
+        gun: String,
+        /// Targets expiry: a duration (3y, 90d; y = calendar years), a date, or an RFC 3339 time.
+        #[arg(long, default_value = "3y")]
+        expires: String,
+        /// Replace a pending draft of this GUN.
+        #[arg(long)]
+        force: bool,
+    },
     /// Verify, then write the files the trust server takes into DIR (DIR/<gun>/ for several).
     Export {
         #[command(flatten)]
@@ -267,7 +280,22 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 super::guns(&gun, gun_file.as_deref())?
             };
             let dir = ctx.trust_dir_read()?;
-            let statuses = root::status(&dir, &guns)?;
+            let mut warned = String::new();
+            let warnings = super::signer::expiry_warnings(&dir, &guns, &mut warned);
+            super::signer::expiry_text(&mut warned, &warnings);
+            let statuses = match root::status(&dir, &guns) {
+                Ok(statuses) => statuses,
+                // No draft: the expiry warnings are still worth showing, before the error.
+                Err(e) if !warned.is_empty() => {
+                    let text = warned;
+                    let doc = json!({"expiry_warnings": json(&warnings)});
+                    return Err(super::Partial::error(
+                        Output::new(text, doc),
+                        anyhow::Error::new(e),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
             let mut text = String::new();
             if statuses.is_empty() {
                 let _ = writeln!(
@@ -277,15 +305,15 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
                 );
             }
             for s in &statuses {
-                let _ = writeln!(
-                    text,
-                    "{}: draft root v{}, expires {}, made {}",
-                    s.gun, s.version, s.expires, s.created
-                );
+                let _ = writeln!(text, "{}, made {}", draft_title(s), s.created);
                 fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
                 status_text(&mut text, s);
             }
-            Ok(Output::new(text, json!({"drafts": json(&statuses)})))
+            text.push_str(&warned);
+            Ok(Output::new(
+                text,
+                json!({"drafts": json(&statuses), "expiry_warnings": json(&warnings)}),
+            ))
         }
         RootCommand::Unsign(args) => super::unsign::run(ctx, args),
         RootCommand::Verify {
@@ -296,6 +324,11 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
         RootCommand::Rotate(args) => super::rotate::rotate_cmd(ctx, args),
         RootCommand::Renew(args) => super::rotate::renew_cmd(ctx, args),
         RootCommand::RotateKey(args) => super::rotate::rotate_key_cmd(ctx, args),
+        RootCommand::RenewTargets {
+            gun,
+            expires,
+            force,
+        } => super::signer::renew_targets(ctx, &gun, &expires, force),
         RootCommand::Export { guns, out } => {
             let guns = guns.resolve()?;
             let dir = ctx.trust_dir_existing()?;
@@ -329,6 +362,22 @@ pub fn run(ctx: &Ctx, cmd: RootCommand) -> anyhow::Result<Output> {
             }
             Ok(Output::new(text, json!({"exported": json(&outcomes)})).warning(warnings))
         }
+    }
+}
+
+/// What a draft is: `GUN: draft root v2, expires …` for a new root, `GUN: draft targets v3
+/// (signer ci added) over root v1` for a change of targets alone.
+fn draft_title(s: &DraftStatus) -> String {
+    if s.root.pending {
+        format!(
+            "{}: draft root v{}, expires {}",
+            s.gun, s.version, s.expires
+        )
+    } else {
+        format!(
+            "{}: draft targets v{} ({}) over root v{}",
+            s.gun, s.targets_version, s.purpose, s.version
+        )
     }
 }
 
@@ -544,17 +593,21 @@ fn plan_text(plan: &SignPlan) -> String {
     if plan.drafts.len() <= PLAN_DETAIL_MAX {
         for d in &plan.drafts {
             let s = &d.before;
-            let _ = writeln!(
-                text,
-                "{}: root v{}, {}-of-{} root keys ({} signed so far), expires {}",
-                s.gun,
-                s.version,
-                s.root.threshold,
-                s.root.signers.len(),
-                s.root.signed,
-                s.expires
-            );
-            root_keys_text(&mut text, &s.root, true);
+            if s.root.pending {
+                let _ = writeln!(
+                    text,
+                    "{}: root v{}, {}-of-{} root keys ({} signed so far), expires {}",
+                    s.gun,
+                    s.version,
+                    s.root.threshold,
+                    s.root.signers.len(),
+                    s.root.signed,
+                    s.expires
+                );
+                root_keys_text(&mut text, &s.root, true);
+            } else {
+                let _ = writeln!(text, "{}", draft_title(s));
+            }
             fingerprint_text(&mut text, &draft_fingerprint_label(s), &s.fingerprint);
             planned_signatures_text(&mut text, d);
         }

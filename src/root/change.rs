@@ -60,8 +60,19 @@ fn needs_pull(repo: &RepoDir<'_>, detail: String) -> Error {
 }
 
 /// The repository as it is now (see the module documentation): needs a `server pull` whose
-/// root is the newest root this trust directory keeps.
+/// root is the newest root this trust directory keeps, and no export made since that pull
+/// that the pull does not show yet.
 pub fn base(repo: &RepoDir<'_>, now: UtcTime) -> Result<Base> {
+    let base = pulled(repo, now)?;
+    if let Some(exported) = exported_after_pull(repo, &base.pulled)? {
+        return Err(needs_pull(repo, exported));
+    }
+    Ok(base)
+}
+
+/// The repository as the last `server pull` verified it, over the newest root this trust
+/// directory keeps (for showing it; a change builds on [`base`]).
+pub fn pulled(repo: &RepoDir<'_>, now: UtcTime) -> Result<Base> {
     let head = repo.latest_root_version()?.ok_or_else(|| {
         needs_pull(
             repo,
@@ -111,6 +122,40 @@ pub fn base(repo: &RepoDir<'_>, now: UtcTime) -> Result<Base> {
         delegation_files: state.delegations,
         pulled: state.record,
     })
+}
+
+/// Why the last export, when it was made after the last pull and changes targets beyond what
+/// that pull saw, must be published and pulled before another change: a change over the old
+/// pull would reuse its version and drop what the export changed.
+pub fn exported_after_pull(
+    repo: &RepoDir<'_>,
+    pulled: &pull::PullRecord,
+) -> Result<Option<String>> {
+    let Some(bytes) = repo.read_optional(&repo.exported(draft::DRAFT_FILE))? else {
+        return Ok(None);
+    };
+    let Ok(record) = serde_json::from_slice::<Draft>(&bytes) else {
+        return Ok(None);
+    };
+    let Some(exported) = &record.exported else {
+        return Ok(None);
+    };
+    let (Ok(exported_at), Ok(pulled_at)) =
+        (UtcTime::parse(&exported.at), UtcTime::parse(&pulled.at))
+    else {
+        return Ok(None);
+    };
+    if exported_at > pulled_at && record.targets.sign && record.targets.version > pulled.targets {
+        return Ok(Some(format!(
+            "the last export ({}, targets v{}, at {}) came after the last pull ({}, targets v{}): publish it with `rootkeeper server publish`, then pull again",
+            crate::tuf::model::escape_untrusted(&record.purpose),
+            record.targets.version,
+            exported_at,
+            pulled_at,
+            pulled.targets
+        )));
+    }
+    Ok(None)
 }
 
 /// The inventory entry (by the key's one identity) of a key a root names, as a draft signer.
@@ -245,7 +290,7 @@ pub fn write_draft(
             PendingDoc::current(targets.signed.version.get(), &targets_signed)
         },
         snapshot: change.snapshot,
-        delegations: base.delegations.clone(),
+        delegations: kept_delegations(&base.delegations, &targets.signed),
         signers: change.signers,
         server_keys: change.server_keys,
         exported: None,
@@ -275,6 +320,32 @@ pub fn write_draft(
         snapshot: None,
         fresh: Vec::new(),
     }))
+}
+
+/// The delegation files a new snapshot lists: those of `delegations` (the base snapshot's)
+/// whose top-level role `targets/X` the new targets still delegates to. A role the change
+/// removed leaves the snapshot with its file, as notary's `DeleteDelegation` drops its
+/// snapshot entry.
+pub fn kept_delegations(
+    delegations: &BTreeMap<String, FileMeta>,
+    targets: &Targets,
+) -> BTreeMap<String, FileMeta> {
+    delegations
+        .iter()
+        .filter(|(name, _)| {
+            let top = name
+                .strip_prefix("targets/")
+                .map(|rest| rest.split('/').next().unwrap_or(rest));
+            top.is_some_and(|top| {
+                targets
+                    .delegations
+                    .roles
+                    .iter()
+                    .any(|r| r.name.strip_prefix("targets/") == Some(top))
+            })
+        })
+        .map(|(name, meta)| (name.clone(), meta.clone()))
+        .collect()
 }
 
 /// The base's targets again, unchanged but for a new version and expiry: what a new

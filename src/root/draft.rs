@@ -832,6 +832,8 @@ pub struct DraftStatus {
     pub purpose: String,
     /// Root version of the draft.
     pub version: u64,
+    /// Targets version of the draft.
+    pub targets_version: u64,
     /// Root expiry.
     pub expires: String,
     /// The fingerprint of the bytes custodians sign (the new root's signed bytes, or the new
@@ -1071,6 +1073,7 @@ pub fn status_at(pending: &PendingDraft, now: UtcTime) -> DraftStatus {
         gun: draft.gun.clone(),
         purpose: draft.purpose.clone(),
         version: pending.root.signed.version.get(),
+        targets_version: pending.targets.signed.version.get(),
         expires: pending.root.signed.expires.to_string(),
         fingerprint: pending.fingerprint(),
         fingerprint_of: if draft.root.sign || !draft.targets.sign {

@@ -13,6 +13,7 @@ pub mod publish;
 pub mod pull;
 pub mod rotate;
 pub mod sign;
+pub mod signers;
 pub mod unsign;
 
 pub use draft::{DraftStatus, RoleStatus, SignerState};

@@ -7,7 +7,8 @@
 //! client walks). Then the timestamp (its key from that root, its hash of the snapshot), the
 //! snapshot (its hashes of root, targets and every delegation file), targets and each
 //! delegation. A version older than the last pull is a rollback. Nothing is stored unless
-//! everything holds.
+//! everything holds; as in notary's client, a delegation below its threshold or expired (say,
+//! signed only by a signer since removed) is skipped with a note, not a refusal.
 
 use std::collections::BTreeMap;
 
@@ -234,28 +235,51 @@ pub fn pull(
     // delegates to it), each checked against its role in the parent.
     let snapshot_doc = Signed::<Snapshot>::parse("served snapshot.json", &snapshot_bytes)?;
     let mut delegations: BTreeMap<String, (Vec<u8>, Signed<Targets>)> = BTreeMap::new();
+    let mut skipped: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut queue: Vec<Targets> = vec![targets.doc.signed.clone()];
     while let Some(parent) = queue.pop() {
         for role in &parent.delegations.roles {
             if !snapshot_doc.signed.meta.contains_key(&role.name)
                 || delegations.contains_key(&role.name)
+                || skipped.contains_key(&role.name)
             {
                 continue;
             }
             let bytes = fetch(server, gun, &delegation_file(&role.name))?;
-            let doc = verify::check_delegation(
+            match verify::check_delegation(
                 &format!("served {}", delegation_file(&role.name)),
                 &bytes,
                 &parent,
                 role,
                 now,
-            )?;
-            queue.push(doc.signed.clone());
-            delegations.insert(role.name.clone(), (bytes, doc));
+            ) {
+                Ok(doc) => {
+                    queue.push(doc.signed.clone());
+                    delegations.insert(role.name.clone(), (bytes, doc));
+                }
+                // As notary's client does (`downloadTargets`): a delegation below its
+                // threshold or expired is skipped with a warning, its children with it; its
+                // bytes must still be the ones the snapshot names.
+                Err(Error::Rule {
+                    rule: "targets-threshold" | "targets-expiry",
+                    detail,
+                    ..
+                }) => {
+                    notes.push(format!(
+                        "{} is not valid ({detail}); clients skip it and the tags in it, and so does this pull",
+                        role.name
+                    ));
+                    skipped.insert(role.name.clone(), bytes);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     let mut covers: Vec<(&str, &[u8])> = vec![("root", &root_bytes), ("targets", &targets_bytes)];
     for (name, (bytes, _)) in &delegations {
+        covers.push((name.as_str(), bytes.as_slice()));
+    }
+    for (name, bytes) in &skipped {
         covers.push((name.as_str(), bytes.as_slice()));
     }
     let snapshot =
@@ -277,11 +301,13 @@ pub fn pull(
     };
     if let Some(last) = state(&repo)? {
         let old = &last.record;
+        // In the order notary's client loads them, so the role named is the first one a
+        // client would refuse: the timestamp, then what it covers.
         for (what, was, now_is) in [
-            ("root", old.root, record.root),
-            ("targets", old.targets, record.targets),
-            ("snapshot", old.snapshot, record.snapshot),
             ("timestamp", old.timestamp, record.timestamp),
+            ("snapshot", old.snapshot, record.snapshot),
+            ("targets", old.targets, record.targets),
+            ("root", old.root, record.root),
         ] {
             if now_is < was {
                 return Err(Error::Rollback {

@@ -120,9 +120,16 @@ pub fn plan(
                 described.uri
             )));
         }
-        let known = pendings
-            .iter()
-            .any(|p| p.draft.signers.iter().any(|s| s.key_id == key_id));
+        // A key of the repository (of a draft's root, or the root it replaces) that has
+        // nothing to sign in this draft is a note; a key the repository does not know is an
+        // error (a wrong URI), before any PIN is asked for.
+        let known = pendings.iter().any(|p| {
+            p.draft.signers.iter().any(|s| s.key_id == key_id)
+                || p.keys.values().any(|f| f.canonical == key_id)
+                || p.previous
+                    .as_ref()
+                    .is_some_and(|prev| prev.keys.values().any(|f| f.canonical == key_id))
+        });
         if !known {
             return Err(Error::KeyNotInDraft {
                 uri: described.uri.clone(),
@@ -148,6 +155,19 @@ pub fn plan(
         let before = draft::status(&pending);
         let mut signatures = Vec::new();
         let mut notes = Vec::new();
+        for key in &planned_keys {
+            if !pending.draft.signers.iter().any(|s| s.key_id == key.key_id) {
+                notes.push(format!(
+                    "key {} has nothing to sign in this draft ({}); it was not used",
+                    key.key_id,
+                    if pending.draft.purpose.is_empty() {
+                        "it does not change what that key signs"
+                    } else {
+                        pending.draft.purpose.as_str()
+                    }
+                ));
+            }
+        }
         // The groups of signatures the draft collects: the new root under its threshold, the
         // previous root's keys (a new root above version 1), older versions' keys (optional,
         // `--legacy`), the targets.
