@@ -65,6 +65,11 @@ pub enum ServerCommand {
         server: ServerArgs,
         #[command(flatten)]
         guns: GunArgs,
+        /// A repository made elsewhere (docker, notary): start this trust directory's root
+        /// chain from ROOT.json, the root its clients already trust (e.g.
+        /// ~/.docker/trust/tuf/GUN/metadata/root.json). One GUN; compare the fingerprint shown.
+        #[arg(long, value_name = "ROOT.json")]
+        adopt: Option<PathBuf>,
     },
     /// Upload the files of an export the server does not already serve (root.json,
     /// targets.json, snapshot.json) in one POST per GUN, then read back what the server serves
@@ -95,7 +100,11 @@ pub fn run(ctx: &Ctx, cmd: ServerCommand) -> anyhow::Result<Output> {
             rotate,
         } => fetch_keys(&server, &guns, &out, "snapshot", rotate),
         ServerCommand::Publish { dir, server, guns } => publish(ctx, &dir, &server, &guns),
-        ServerCommand::Pull { server, guns } => pull(ctx, &server, &guns),
+        ServerCommand::Pull {
+            server,
+            guns,
+            adopt,
+        } => pull(ctx, &server, &guns, adopt.as_deref()),
     }
 }
 
@@ -206,15 +215,48 @@ fn publish(ctx: &Ctx, dir: &Path, server: &ServerArgs, guns: &GunArgs) -> anyhow
     Ok(Output::new(text, json!({"published": docs})))
 }
 
-fn pull(ctx: &Ctx, server: &ServerArgs, guns: &GunArgs) -> anyhow::Result<Output> {
+fn pull(
+    ctx: &Ctx,
+    server: &ServerArgs,
+    guns: &GunArgs,
+    adopt: Option<&Path>,
+) -> anyhow::Result<Output> {
     let guns = guns.resolve()?;
+    let adopted = match adopt {
+        Some(_) if guns.len() != 1 => {
+            return Err(super::usage(
+                "--adopt takes the root of one repository: give one --gun",
+            ));
+        }
+        Some(path) => Some((
+            path.display().to_string(),
+            rootkeeper::trustdir::read(path)?,
+        )),
+        None => None,
+    };
     let client = server.connect()?;
     let dir = ctx.trust_dir()?;
     let now = UtcTime::now();
     let mut text = String::new();
     let mut docs = Vec::new();
     for gun in &guns {
-        let outcome = rootkeeper::root::pull::pull(&dir, &client, &server.server, gun, now)?;
+        let adopt = adopted
+            .as_ref()
+            .map(|(file, bytes)| rootkeeper::root::pull::Adopt { file, bytes });
+        let outcome = rootkeeper::root::pull::pull(&dir, &client, &server.server, gun, now, adopt)?;
+        if let Some((file, bytes)) = &adopted {
+            let _ = writeln!(
+                text,
+                "{gun}: adopted {file} as root v{} (with the server's versions before it: {:?}); compare its fingerprint with what the repository's users trust:",
+                outcome.adopted_root_versions.last().copied().unwrap_or(1),
+                outcome.adopted_root_versions
+            );
+            super::root::fingerprint_text(
+                &mut text,
+                "fingerprint of the adopted root.json (SHA-256 of the file)",
+                &rootkeeper::fingerprint::Fingerprint::of(bytes),
+            );
+        }
         let r = &outcome.record;
         let _ = writeln!(
             text,

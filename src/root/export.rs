@@ -37,24 +37,30 @@ pub struct ExportOutcome {
 /// The root versions before `version` kept in the trust directory, each checked against the
 /// one before it: the chain a client that trusted an older version walks.
 pub fn chain(repo: &RepoDir<'_>, version: Version, now: UtcTime) -> Result<Vec<CheckedRoot>> {
+    chain_from(repo.gun(), version, now, |v| {
+        let path = repo.root_version(v);
+        Ok((path.display().to_string(), repo.read_optional(&path)?))
+    })
+}
+
+/// The chain before `version` from any store of root versions: `read(v)` names version `v`'s
+/// file and gives its bytes, if there are any.
+pub fn chain_from(
+    gun: &str,
+    version: Version,
+    now: UtcTime,
+    read: impl Fn(Version) -> Result<(String, Option<Vec<u8>>)>,
+) -> Result<Vec<CheckedRoot>> {
     let mut out: Vec<CheckedRoot> = Vec::new();
     let mut v = Version::FIRST;
     while v < version {
-        let path = repo.root_version(v);
-        let bytes = repo.read_optional(&path)?.ok_or_else(|| {
+        let (name, bytes) = read(v)?;
+        let bytes = bytes.ok_or_else(|| {
             Error::NotFound(format!(
-                "root version {v} of {} is missing from {}; it is needed to check version {version}",
-                repo.gun(),
-                path.display()
+                "root version {v} of {gun} is missing from {name}; it is needed to check version {version}"
             ))
         })?;
-        let checked = verify::check_chain_root(
-            &path.display().to_string(),
-            &bytes,
-            repo.gun(),
-            out.last(),
-            now,
-        )?;
+        let checked = verify::check_chain_root(&name, &bytes, gun, out.last(), now)?;
         out.push(checked);
         v = v.next()?;
     }

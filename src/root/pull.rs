@@ -2,13 +2,16 @@
 //! rule against the root chain this trust directory keeps, and kept in `repos/<gun>/server/`
 //! for the offline machine (new targets versions, delegations, snapshot contents).
 //!
-//! The served root must be one this trust directory made (byte for byte), or a newer version
+//! The served root must be one this trust directory keeps (byte for byte), or a newer version
 //! that chains to it (each `<v>.root.json` checked against the one before it, as notary's
 //! client walks). Then the timestamp (its key from that root, its hash of the snapshot), the
 //! snapshot (its hashes of root, targets and every delegation file), targets and each
 //! delegation. A version older than the last pull is a rollback. Nothing is stored unless
 //! everything holds; as in notary's client, a delegation below its threshold or expired (say,
 //! signed only by a signer since removed) is skipped with a note, not a refusal.
+//!
+//! A repository made elsewhere (docker, notary) is taken in with [`Adopt`]: the root its
+//! clients trust, given by the operator, starts the chain.
 
 use std::collections::BTreeMap;
 
@@ -67,6 +70,9 @@ pub struct PullOutcome {
     pub record: PullRecord,
     /// Root versions newer than this trust directory's that the server's chain brought.
     pub new_root_versions: Vec<u64>,
+    /// With `--adopt`: the root versions taken into this trust directory (the adopted one and
+    /// the server's versions before it).
+    pub adopted_root_versions: Vec<u64>,
     /// Notes (e.g. the server is behind the last export).
     pub notes: Vec<String>,
 }
@@ -127,36 +133,51 @@ fn fetch(server: &TrustServer, gun: &str, name: &str) -> Result<Vec<u8>> {
 /// A root version and its file bytes.
 type RootVersion = (Version, Vec<u8>);
 
-/// Checks the served root against the chain kept here; returns it checked, with the newer
+/// Root versions by number, with their file bytes.
+type KeptRoots = BTreeMap<Version, Vec<u8>>;
+
+/// The chain before `version` from `kept`.
+fn kept_chain(
+    gun: &str,
+    kept: &KeptRoots,
+    version: Version,
+    now: UtcTime,
+) -> Result<Vec<CheckedRoot>> {
+    crate::root::export::chain_from(gun, version, now, |v| {
+        Ok((format!("root v{v} kept here"), kept.get(&v).cloned()))
+    })
+}
+
+/// Checks the served root against the chain `kept` here; returns it checked, with the newer
 /// versions the server's chain brought (bytes by version).
 fn check_served_root(
     repo: &RepoDir<'_>,
+    kept: &KeptRoots,
     server: &TrustServer,
     served: &[u8],
     now: UtcTime,
     notes: &mut Vec<String>,
 ) -> Result<(CheckedRoot, Vec<RootVersion>)> {
     let gun = repo.gun();
-    let latest = repo.latest_root_version()?.ok_or_else(|| {
-        refused(
+    let Some((&latest, latest_bytes)) = kept.last_key_value() else {
+        return Err(refused(
             gun,
             format!(
-                "this trust directory ({}) keeps no root of it to check the server against",
+                "this trust directory ({}) keeps no root of it to check the server against (a repository made elsewhere: `--adopt ROOT.json` with the root its clients trust)",
                 repo.trust_dir().path().display()
             ),
-        )
-    })?;
+        ));
+    };
     let version = Signed::<crate::tuf::model::Root>::parse("served root.json", served)?
         .signed
         .version;
-    let chain = crate::root::export::chain(repo, version.min(latest), now)?;
+    let chain = kept_chain(gun, kept, version.min(latest), now)?;
     if version <= latest {
-        let ours = repo.read(&repo.root_version(version))?;
-        if ours != served {
+        if kept.get(&version).map(Vec::as_slice) != Some(served) {
             return Err(refused(
                 gun,
                 format!(
-                    "the server's root (version {version}) is not the root version {version} this trust directory made"
+                    "the server's root (version {version}) is not the root version {version} this trust directory keeps"
                 ),
             ));
         }
@@ -170,8 +191,8 @@ fn check_served_root(
     }
     // Newer: walk from our latest to the served version, each checked against the one before.
     let mut previous = verify::check_chain_root(
-        &repo.root_version(latest).display().to_string(),
-        &repo.read(&repo.root_version(latest))?,
+        &format!("root v{latest} kept here"),
+        latest_bytes,
         gun,
         chain.last(),
         now,
@@ -197,12 +218,59 @@ fn check_served_root(
             refused(
                 gun,
                 format!(
-                    "the server's root does not chain to the one this trust directory made: {e}"
+                    "the server's root does not chain to the one this trust directory keeps: {e}"
                 ),
             )
         })?;
     brought.push((version, served.to_vec()));
     Ok((root, brought))
+}
+
+/// A root this trust directory did not make (a repository made with docker or notary), trusted
+/// out of band: the file its clients already trust (`~/.docker/trust/tuf/GUN/metadata/root.json`),
+/// or one whose fingerprint the operator has compared. The chain starts from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Adopt<'a> {
+    /// The file's name, for messages.
+    pub file: &'a str,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+}
+
+/// The adopted root with the versions before it, which the server must serve as
+/// `<v>.root.json`, each checked against the one before it and the adopted one last.
+fn adopted_chain(
+    repo: &RepoDir<'_>,
+    server: &TrustServer,
+    adopt: Adopt<'_>,
+    now: UtcTime,
+) -> Result<KeptRoots> {
+    let gun = repo.gun();
+    if repo.latest_root_version()?.is_some() {
+        return Err(refused(
+            gun,
+            "this trust directory already keeps its root chain; --adopt is only for a repository made elsewhere",
+        ));
+    }
+    let version = Signed::<crate::tuf::model::Root>::parse(adopt.file, adopt.bytes)?
+        .signed
+        .version;
+    let mut kept = KeptRoots::new();
+    let mut v = Version::FIRST;
+    while v < version {
+        let name = format!("{v}.root.json");
+        kept.insert(v, fetch(server, gun, &name)?);
+        v = v.next()?;
+    }
+    kept.insert(version, adopt.bytes.to_vec());
+    let chain = kept_chain(gun, &kept, version, now).map_err(|e| {
+        refused(
+            gun,
+            format!("the server's root versions before the adopted one do not chain: {e}"),
+        )
+    })?;
+    verify::check_chain_root(adopt.file, adopt.bytes, gun, chain.last(), now)?;
+    Ok(kept)
 }
 
 /// Downloads, verifies and keeps the repository as the server serves it (see the module
@@ -213,11 +281,20 @@ pub fn pull(
     server_url: &str,
     gun: &str,
     now: UtcTime,
+    adopt: Option<Adopt<'_>>,
 ) -> Result<PullOutcome> {
     let repo = dir.repo(gun)?;
     let mut notes = Vec::new();
+    let adopted = match adopt {
+        Some(adopt) => adopted_chain(&repo, server, adopt, now)?,
+        None => KeptRoots::new(),
+    };
+    let mut kept = adopted.clone();
+    for v in repo.root_versions()? {
+        kept.insert(v, repo.read(&repo.root_version(v))?);
+    }
     let root_bytes = fetch(server, gun, "root.json")?;
-    let (root, brought) = check_served_root(&repo, server, &root_bytes, now, &mut notes)?;
+    let (root, brought) = check_served_root(&repo, &kept, server, &root_bytes, now, &mut notes)?;
 
     let timestamp_bytes = fetch(server, gun, "timestamp.json")?;
     let snapshot_bytes = fetch(server, gun, "snapshot.json")?;
@@ -333,7 +410,7 @@ pub fn pull(
     }
 
     let mut batch = Batch::new();
-    for (v, bytes) in &brought {
+    for (v, bytes) in adopted.iter().chain(brought.iter().map(|(v, b)| (v, b))) {
         batch.write(repo.root_version(*v), bytes.clone());
     }
     let server_dir = repo.server_dir();
@@ -360,6 +437,7 @@ pub fn pull(
     Ok(PullOutcome {
         gun: gun.to_owned(),
         new_root_versions: brought.iter().map(|(v, _)| v.get()).collect(),
+        adopted_root_versions: adopted.keys().map(|v| v.get()).collect(),
         record,
         notes,
     })
