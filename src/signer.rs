@@ -56,6 +56,49 @@ pub fn sign(signer: &dyn Signer, message: &[u8]) -> Result<Signature> {
     Ok(signature)
 }
 
+/// A signature just made and not yet checked: [`Unchecked::check`] verifies it, so that many
+/// fresh signatures can be checked together (in parallel) before any of them is kept.
+#[derive(Debug, Clone)]
+pub struct Unchecked {
+    signature: Signature,
+    key: VerifyingKey,
+    signer: String,
+}
+
+impl Unchecked {
+    /// The signature's raw bytes (r‖s), to place in a document that is not kept until
+    /// [`Unchecked::check`] passes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.signature.to_bytes().to_vec()
+    }
+
+    /// The signature DER-encoded (as X.509 certificates carry it), under the same rule.
+    pub fn to_der(&self) -> p256::ecdsa::DerSignature {
+        self.signature.to_der()
+    }
+
+    /// Verifies the signature over `message`; a faulty token's signature is an error.
+    pub fn check(&self, message: &[u8]) -> Result<()> {
+        if verify_p256(&self.key, message, &self.signature.to_bytes()) {
+            Ok(())
+        } else {
+            Err(Error::BadSignature {
+                key: self.signer.clone(),
+            })
+        }
+    }
+}
+
+/// Signs `message` like [`sign`], leaving the check to the caller ([`Unchecked::check`]).
+pub fn sign_unchecked(signer: &dyn Signer, message: &[u8]) -> Result<Unchecked> {
+    let digest: [u8; 32] = Sha256::digest(message).into();
+    Ok(Unchecked {
+        signature: signer.sign_digest(&digest)?,
+        key: *signer.public_key(),
+        signer: signer.describe(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

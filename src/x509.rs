@@ -152,14 +152,41 @@ fn cert_error(what: &str) -> impl Fn(String) -> Error + '_ {
     }
 }
 
-/// Makes Notary's self-signed root certificate for `gun`, signed by `signer` on its token.
-/// Returns the PEM.
+/// Makes Notary's self-signed root certificate for `gun`, signed by `signer` on its token,
+/// its signature checked. Returns the PEM.
 pub fn root_certificate(
     signer: &dyn Signer,
     gun: &str,
     not_before: SystemTime,
     not_after: SystemTime,
 ) -> Result<String> {
+    let (pem, check) = root_certificate_unchecked(signer, gun, not_before, not_after)?;
+    check.run()?;
+    Ok(pem)
+}
+
+/// The check still owed on a certificate made by [`root_certificate_unchecked`].
+#[derive(Debug, Clone)]
+pub struct CertificateCheck {
+    signature: signer::Unchecked,
+    tbs: Vec<u8>,
+}
+
+impl CertificateCheck {
+    /// Verifies the certificate's signature under the signer's key.
+    pub fn run(&self) -> Result<()> {
+        self.signature.check(&self.tbs)
+    }
+}
+
+/// Like [`root_certificate`], with the signature check left to the caller (to check many
+/// certificates together, in parallel): the PEM must not be kept before the check passes.
+pub fn root_certificate_unchecked(
+    signer: &dyn Signer,
+    gun: &str,
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> Result<(String, CertificateCheck)> {
     let what = format!("root certificate for {gun}");
     let err = cert_error(&what);
     let subject =
@@ -181,14 +208,14 @@ pub fn root_certificate(
     )
     .map_err(|e| err(e.to_string()))?;
     let tbs = builder.finalize(&key).map_err(|e| err(e.to_string()))?;
-    let signature = signer::sign(signer, &tbs)?;
+    let signature = signer::sign_unchecked(signer, &tbs)?;
     let der_sig = signature.to_der();
     let bits = BitString::from_bytes(der_sig.as_bytes()).map_err(|e| err(e.to_string()))?;
     let cert = builder
         .assemble(bits, &key)
         .map_err(|e| err(e.to_string()))?;
     let der = cert.to_der().map_err(|e| err(e.to_string()))?;
-    Ok(go_pem(&der))
+    Ok((go_pem(&der), CertificateCheck { signature, tbs }))
 }
 
 /// What the client rules need to know about a certificate.

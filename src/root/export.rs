@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::notice::Notifier;
 use crate::root::checks;
 use crate::root::draft::{self, Exported};
-use crate::trustdir::{Batch, RepoDir, TrustDir};
+use crate::trustdir::{Batch, Inventory, RepoDir, TrustDir};
 use crate::tuf::model::{KeyId, Root, Signed, UtcTime, Version};
 use crate::tuf::notary;
 use crate::tuf::verify::{self, CheckedRoot, KeyFacts, RepoFiles, Verified};
@@ -130,6 +130,52 @@ pub fn last_export_files(repo: &RepoDir<'_>) -> Result<Option<ExportFiles>> {
 /// The bytes of root.json, targets.json and (when signed offline) snapshot.json.
 pub type ExportFiles = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
+/// One GUN's files, read and verified, before anything is written.
+struct Prepared {
+    /// root.json, targets.json, and snapshot.json when signed offline.
+    files: ExportFiles,
+    /// The draft's record (`None`: the last export written again).
+    record: Option<draft::Draft>,
+    /// The earlier root versions, checked.
+    chain: Vec<CheckedRoot>,
+    /// What was verified.
+    verified: Verified,
+}
+
+/// Reads one GUN's draft (or last export) and applies every client rule to it.
+fn prepare(dir: &TrustDir, inventory: &Inventory, gun: &str, now: UtcTime) -> Result<Prepared> {
+    let repo = dir.repo(gun)?;
+    let (files, needs_snapshot, record) = if repo.has_pending() {
+        let pending = draft::load(&repo, inventory)?;
+        forgets_targets(&pending)?;
+        let snapshot = pending
+            .snapshot
+            .as_ref()
+            .map(Signed::to_bytes)
+            .transpose()?;
+        let needs_snapshot = matches!(pending.draft.snapshot, draft::SnapshotPlan::Offline { .. });
+        let files = (pending.root_file()?, pending.targets_file()?, snapshot);
+        (files, needs_snapshot, Some(pending.draft))
+    } else {
+        let Some(files) = last_export_files(&repo)? else {
+            return Err(draft::no_draft(&repo));
+        };
+        (files, false, None)
+    };
+    let (chain, verified) = verify_files(
+        &repo,
+        (&files.0, &files.1, files.2.as_deref()),
+        needs_snapshot,
+        now,
+    )?;
+    Ok(Prepared {
+        files,
+        record,
+        chain,
+        verified,
+    })
+}
+
 /// The GUN of the root.json an export folder already holds, if any.
 fn gun_in_folder(folder: &Path) -> Result<Option<String>> {
     let path = folder.join("root.json");
@@ -162,9 +208,12 @@ pub fn export(
     notifier: &dyn Notifier,
 ) -> Result<Vec<ExportOutcome>> {
     let inventory = dir.inventory()?;
+    // Every GUN is read and verified first, on as many threads as there are cores (the rules
+    // are pure computation over files; nothing is written), then the batch is built in order.
+    let prepared = crate::root::in_parallel(guns, |gun| prepare(dir, &inventory, gun, now))?;
     let mut batch = Batch::new();
     let mut outcomes = Vec::new();
-    for (index, gun) in guns.iter().enumerate() {
+    for (index, (gun, prepared)) in guns.iter().zip(prepared).enumerate() {
         let repo = dir.repo(gun)?;
         let target = if guns.len() == 1 {
             out.to_owned()
@@ -180,32 +229,13 @@ pub fn export(
                 gun: gun.clone(),
             });
         }
-        let (files, needs_snapshot, record) = if repo.has_pending() {
-            let pending = draft::load(&repo, &inventory)?;
-            forgets_targets(&pending)?;
-            let snapshot = pending
-                .snapshot
-                .as_ref()
-                .map(Signed::to_bytes)
-                .transpose()?;
-            let needs_snapshot =
-                matches!(pending.draft.snapshot, draft::SnapshotPlan::Offline { .. });
-            let files = (pending.root_file()?, pending.targets_file()?, snapshot);
-            (files, needs_snapshot, Some(pending.draft))
-        } else {
-            let Some(files) = last_export_files(&repo)? else {
-                return Err(draft::no_draft(&repo));
-            };
-            (files, false, None)
-        };
+        let Prepared {
+            files: (root_bytes, targets_bytes, snapshot_bytes),
+            record,
+            chain,
+            verified,
+        } = prepared;
         let again = record.is_none();
-        let (root_bytes, targets_bytes, snapshot_bytes) = files;
-        let (chain, verified) = verify_files(
-            &repo,
-            (&root_bytes, &targets_bytes, snapshot_bytes.as_deref()),
-            needs_snapshot,
-            now,
-        )?;
         let version = Version::new(verified.root_version)?;
         let kept = repo.root_version(version);
         match repo.read_optional(&kept)? {

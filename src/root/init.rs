@@ -249,23 +249,32 @@ pub fn init(
     let role_expires = req
         .expires
         .min(req.now.plus(model::days(DEFAULT_TARGETS_DAYS)));
-    let mut batch = Batch::new();
-    let mut statuses = Vec::with_capacity(repos.len());
+    // The certificates, made on the tokens one GUN after another; then everything else (their
+    // checks, the documents, the draft status) for every GUN in parallel; then the batch.
     let notifier = keyring.notifier();
+    let mut certified = Vec::with_capacity(repos.len());
     for (index, repo) in repos.iter().enumerate() {
+        let mut certs = Vec::with_capacity(root_signers.len());
+        for signer in &root_signers {
+            certs.push(x509::root_certificate_unchecked(
+                signer.as_ref(),
+                repo.gun(),
+                req.now.to_system(),
+                cert_not_after.to_system(),
+            )?);
+        }
+        certified.push((repo, certs));
+        crate::notice::progress(notifier.as_ref(), "root init", index, repos.len());
+    }
+    let drafted = crate::root::in_parallel(&certified, |(repo, certs)| {
         let gun = repo.gun();
         let mut keys = BTreeMap::new();
         let mut signers = Vec::new();
         let mut server_keys = Vec::new();
         let mut root_ids = Vec::new();
-        for (signer, resolved) in root_signers.iter().zip(&roots) {
-            let pem = x509::root_certificate(
-                signer.as_ref(),
-                gun,
-                req.now.to_system(),
-                cert_not_after.to_system(),
-            )?;
-            let key = notary::x509_key(&pem);
+        for ((pem, check), resolved) in certs.iter().zip(&roots) {
+            check.run()?;
+            let key = notary::x509_key(pem);
             let keyid = notary::key_id(&key);
             signers.push(DraftSigner {
                 role: RoleName::Root,
@@ -351,10 +360,11 @@ pub fn init(
             delegations: BTreeMap::new(),
             exported: None,
         };
-        batch.write(repo.pending("root.json"), root.to_bytes()?);
-        batch.write(repo.pending("targets.json"), targets_doc.to_bytes()?);
-        batch.write(repo.pending(draft::DRAFT_FILE), record.to_bytes()?);
-        batch.remove(repo.pending("snapshot.json"));
+        let files = [
+            (repo.pending("root.json"), root.to_bytes()?),
+            (repo.pending("targets.json"), targets_doc.to_bytes()?),
+            (repo.pending(draft::DRAFT_FILE), record.to_bytes()?),
+        ];
         let keys = verify::key_table("root.json", &root.signed.keys)?;
         let mut status = draft::status(&draft::PendingDraft {
             draft: record,
@@ -369,8 +379,16 @@ pub fn init(
             fresh: Vec::new(),
         });
         status.warnings.clone_from(&warnings);
+        Ok((repo.pending("snapshot.json"), files, status))
+    })?;
+    let mut batch = Batch::new();
+    let mut statuses = Vec::with_capacity(repos.len());
+    for (stale_snapshot, files, status) in drafted {
+        for (path, bytes) in files {
+            batch.write(path, bytes);
+        }
+        batch.remove(stale_snapshot);
         statuses.push(status);
-        crate::notice::progress(notifier.as_ref(), "root init", index, repos.len());
     }
     dir.stage_inventory(&mut batch, &inventory)?;
     dir.commit(batch)?;

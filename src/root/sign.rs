@@ -104,11 +104,12 @@ pub fn plan(
     keys: &[KeyUri],
 ) -> Result<SignPlan> {
     let inventory = dir.inventory()?;
-    let mut pendings = Vec::new();
-    for gun in guns {
-        let repo = dir.repo(gun)?;
-        pendings.push(draft::load(&repo, &inventory)?);
-    }
+    let loaded = crate::root::in_parallel(guns, |gun| {
+        let pending = draft::load(&dir.repo(gun)?, &inventory)?;
+        let status = draft::status(&pending);
+        Ok((pending, status))
+    })?;
+
     let mut planned_keys = Vec::new();
     let mut seen = BTreeSet::new();
     for uri in keys {
@@ -123,7 +124,7 @@ pub fn plan(
         // A key of the repository (of a draft's root, or the root it replaces) that has
         // nothing to sign in this draft is a note; a key the repository does not know is an
         // error (a wrong URI), before any PIN is asked for.
-        let known = pendings.iter().any(|p| {
+        let known = loaded.iter().map(|(p, _)| p).any(|p| {
             p.draft.signers.iter().any(|s| s.key_id == key_id)
                 || p.keys.values().any(|f| f.canonical == key_id)
                 || p.previous
@@ -150,9 +151,8 @@ pub fn plan(
     }
 
     let mut drafts = Vec::new();
-    for pending in pendings {
+    for (pending, before) in loaded {
         let gun = pending.draft.gun.clone();
-        let before = draft::status(&pending);
         let mut signatures = Vec::new();
         let mut notes = Vec::new();
         for key in &planned_keys {
@@ -360,6 +360,7 @@ pub fn execute(
 
     let mut batch = Batch::new();
     let mut outcomes = Vec::new();
+    let mut checks: Vec<(crate::signer::Unchecked, Vec<u8>)> = Vec::new();
     let notifier = keyring.notifier();
     let total = plan.drafts.len();
     for (index, planned) in plan.drafts.into_iter().enumerate() {
@@ -372,7 +373,14 @@ pub fn execute(
                 RoleName::Root => (&pending.root_signed, &mut pending.root.signatures),
                 _ => (&pending.targets_signed, &mut pending.targets.signatures),
             };
-            let signature = notary::signature(signer, &s.keyid, message)?;
+            // Checked below, all at once, before anything is kept.
+            let unchecked = crate::signer::sign_unchecked(signer, message)?;
+            let signature = crate::tuf::model::Signature {
+                keyid: s.keyid.clone(),
+                method: crate::tuf::model::Method::Ecdsa,
+                sig: crate::tuf::model::Base64(unchecked.to_bytes()),
+            };
+            checks.push((unchecked, message.clone()));
             pending.fresh.push(signature.clone());
             notary::put_signature(signatures, signature);
             signed.push(format!("{} by {}", s.role, s.key_id));
@@ -399,8 +407,13 @@ pub fn execute(
             doc.meta.extend(pending.draft.delegations.clone());
             let mut snapshot = Signed::new(doc);
             let message = snapshot.signed_bytes()?;
-            let sig = notary::signature(signer_for(&signer_id.1)?, &signer_id.0, &message)?;
-            snapshot.signatures.push(sig);
+            let unchecked = crate::signer::sign_unchecked(signer_for(&signer_id.1)?, &message)?;
+            snapshot.signatures.push(crate::tuf::model::Signature {
+                keyid: signer_id.0.clone(),
+                method: crate::tuf::model::Method::Ecdsa,
+                sig: crate::tuf::model::Base64(unchecked.to_bytes()),
+            });
+            checks.push((unchecked, message.clone()));
             batch.write(
                 repo.pending("snapshot.json"),
                 envelope_bytes(&message, &snapshot.signatures)?,
@@ -417,6 +430,9 @@ pub fn execute(
         });
         crate::notice::progress(notifier.as_ref(), "root sign", index, total);
     }
+    // Every fresh signature verifies under its key (a faulty token is caught here, before
+    // anything is written).
+    crate::root::in_parallel(&checks, |(unchecked, message)| unchecked.check(message))?;
     dir.commit(batch)?;
     Ok(outcomes)
 }
