@@ -575,7 +575,9 @@ fn place(
         return Err(e);
     }
     let mut entry = match descriptions.first() {
-        Some(first) => crate::root::init::inventory_entry(first, Some(p.role), p.now, Some(p.policy))?,
+        Some(first) => {
+            crate::root::init::inventory_entry(first, Some(p.role), p.now, Some(p.policy))?
+        }
         None => return Err(request("no token to put the key into", "give --token URI")),
     };
     let key_id = entry.key_id.clone();

@@ -144,7 +144,12 @@ fn remember(
     let public = notary::ecdsa_key(&key.public_key)?;
     let key_id = notary::key_id(&public);
     if inventory.by_key_id(key_id.as_str()).is_none() {
-        inventory.upsert(crate::root::init::inventory_entry(&key, Some(role), now, None)?);
+        inventory.upsert(crate::root::init::inventory_entry(
+            &key,
+            Some(role),
+            now,
+            None,
+        )?);
     }
     Ok((key, public, key_id))
 }
