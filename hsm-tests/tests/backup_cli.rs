@@ -21,25 +21,22 @@ fn inventory_key<'a>(list: &'a Value, label: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no key `{label}` in {list:#}"))
 }
 
-/// `key generate --in-memory` of `label` into `tokens` (first = --token) with backups.
+/// [`generate_args`] for the tokens labelled `tokens`.
+fn generate_into(
+    hsm: &SoftHsm,
+    tokens: &[&str],
+    label: &str,
+    role: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let uris: Vec<String> = tokens.iter().map(|t| hsm.token_uri(t)).collect();
+    generate_args(&strs(&uris), label, role, extra)
+}
+
+/// `key generate --in-memory` of `label` into the tokens labelled `tokens` (first = --token)
+/// with backups, insisting it succeeds; returns the key's inventory entry.
 fn generate(hsm: &SoftHsm, tokens: &[&str], label: &str, role: &str, extra: &[&str]) -> Value {
-    let mut args: Vec<String> = vec![
-        "--json".into(),
-        "key".into(),
-        "generate".into(),
-        "--token".into(),
-        hsm.token_uri(tokens[0]),
-        "--label".into(),
-        label.into(),
-        "--role".into(),
-        role.into(),
-        "--in-memory".into(),
-    ];
-    for t in &tokens[1..] {
-        args.extend(["--import-to".into(), hsm.token_uri(t)]);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    serde_json::from_str(&hsm.ok(&strs(&args))).unwrap()
+    hsm.ok_json(&strs(&generate_into(hsm, tokens, label, role, extra)))
 }
 
 /// `key import FILE --token URI` arguments (the token by its label), with a
@@ -140,45 +137,28 @@ fn an_in_memory_key_lands_in_two_tokens_and_its_backup_opens_with_stock_age() {
     let list = hsm.ok_json(&["key", "list"]);
     assert_eq!(inventory_key(&list, "root-hw")["policy"], "hardware-only");
     // Nothing is ever overwritten, and the refusal comes before any token is touched.
+    let backup_to = |out: &'static str| ["--backup-to", &a, "--backup-out", out];
     let err = hsm.fails(
         1,
-        &[
-            "key",
-            "generate",
-            "--token",
-            &hsm.token_uri("custodian-a"),
-            "--label",
+        &strs(&generate_into(
+            &hsm,
+            &["custodian-a"],
             "root-2027",
-            "--role",
             "root",
-            "--in-memory",
-            "--backup-to",
-            &a,
-            "--backup-out",
-            "root-2026.backup",
-        ],
+            &backup_to("root-2026.backup"),
+        )),
     );
     assert!(one_error(&err).contains("exists already"), "{err}");
     // A label taken on the second token: refused before anything is written.
     let err = hsm.fails(
         1,
-        &[
-            "key",
-            "generate",
-            "--token",
-            &hsm.token_uri("custodian-b"),
-            "--import-to",
-            &hsm.token_uri("custodian-a"),
-            "--label",
+        &strs(&generate_into(
+            &hsm,
+            &["custodian-b", "custodian-a"],
             "root-hw",
-            "--role",
             "root",
-            "--in-memory",
-            "--backup-to",
-            &a,
-            "--backup-out",
-            "other.backup",
-        ],
+            &backup_to("other.backup"),
+        )),
     );
     assert!(one_error(&err).contains("labelled `root-hw`"), "{err}");
     assert!(!hsm.path().join("other.backup").exists());
@@ -239,22 +219,9 @@ fn a_passphrase_backup_and_a_2_of_3_split_open_with_stock_tools() {
         text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
         "{text}"
     );
-    // age reads a passphrase only from a terminal: `script` gives it one.
-    let out = shell_env(
-        hsm.path(),
-        &format!(
-            "script -qec 'age -d {} | openssl pkey -pubout' /dev/null",
-            file.display()
-        ),
-        &[],
-        format!("{passphrase}\n").as_bytes(),
-    )
-    .replace('\r', "");
-    let begin = out
-        .find("-----BEGIN PUBLIC KEY-----")
-        .unwrap_or_else(|| panic!("{out}"));
+    let out = stock_public_key_with_passphrase(&file, passphrase);
     let public = token_public_key(&hsm, "release", "targets-2026", hsm.path());
-    assert_eq!(&out[begin..], public);
+    assert_eq!(out, public);
     // The drill with the passphrase.
     let out = hsm.ok(&[
         "backup",

@@ -47,23 +47,13 @@ fn an_in_memory_key_goes_into_a_yubikey_slot_and_a_softhsm_token() {
     let pin = setup_with(&hsm, SERIAL, "471193", "87654321");
     hsm.token("custodian-b");
     let (alice, a) = age_keygen(hsm.path(), "alice");
-    let generated = hsm.ok_json(&[
-        "key",
-        "generate",
-        "--token",
-        &yk_uri("9c", &pin),
-        "--import-to",
-        &hsm.token_uri("custodian-b"),
-        "--label",
+    let tokens = [yk_uri("9c", &pin), hsm.token_uri("custodian-b")];
+    let generated = hsm.ok_json(&strs(&generate_args(
+        &strs(&tokens),
         "root-2026",
-        "--role",
         "root",
-        "--in-memory",
-        "--backup-to",
-        &a,
-        "--backup-out",
-        "root.backup",
-    ]);
+        &["--backup-to", &a, "--backup-out", "root.backup"],
+    )));
     assert_eq!(
         generated["policy"], "in-memory-with-backups",
         "{generated:#}"

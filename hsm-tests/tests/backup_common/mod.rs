@@ -115,6 +115,28 @@ pub fn stock_public_key(identity: &Path, file: &Path) -> String {
     )
 }
 
+/// `age -d FILE | openssl pkey -pubout` for a passphrase backup: age reads a passphrase only
+/// from a terminal, and `script` gives it one.
+pub fn stock_public_key_with_passphrase(file: &Path, passphrase: &str) -> String {
+    tool("script", "bsdutils");
+    tool("age", "age");
+    tool("openssl", "openssl");
+    let out = shell_env(
+        Path::new("/"),
+        &format!(
+            "script -qec \"age -d '{}' | openssl pkey -pubout\" /dev/null",
+            file.display()
+        ),
+        &[],
+        format!("{passphrase}\n").as_bytes(),
+    )
+    .replace('\r', "");
+    let begin = out
+        .find("-----BEGIN PUBLIC KEY-----")
+        .unwrap_or_else(|| panic!("{out}"));
+    out[begin..].to_owned()
+}
+
 /// A base64 DER SubjectPublicKeyInfo (the inventory's form) as PEM.
 pub fn spki_pem(b64: &str) -> String {
     let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
@@ -458,4 +480,18 @@ pub fn restore_args(file: &str, identity: &Path, token: &str) -> Vec<String> {
     ]
     .map(String::from)
     .into()
+}
+
+/// `key generate --in-memory` arguments: key `label` with `role` into the token URIs
+/// `tokens` (the first as `--token`, the others as `--import-to`), then `extra` (backups).
+pub fn generate_args(tokens: &[&str], label: &str, role: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["key", "generate", "--token", tokens[0]]
+        .map(String::from)
+        .into();
+    for t in &tokens[1..] {
+        args.extend(["--import-to".into(), t.to_string()]);
+    }
+    args.extend(["--label", label, "--role", role, "--in-memory"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }
