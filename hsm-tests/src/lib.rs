@@ -333,20 +333,12 @@ impl SoftHsm {
     /// `root init` of a 1-of-1 root for `gun` with the key URIs `[root, targets, snapshot]`
     /// and the timestamp key file `ts`, then `root sign` with all three: ready to export.
     pub fn sign_1_of_1(&self, gun: &str, [root, targets, snapshot]: [&str; 3], ts: &str) {
-        self.ok(&[
-            "root",
-            "init",
-            "--gun",
+        self.init_1_of_1(
             gun,
-            "--root-key",
             root,
-            "--targets-key",
             targets,
-            "--snapshot-key",
-            snapshot,
-            "--timestamp-key",
-            ts,
-        ]);
+            &["--snapshot-key", snapshot, "--timestamp-key", ts],
+        );
         self.ok(&[
             "root", "sign", "--gun", gun, "--key", root, "--key", targets, "--key", snapshot,
         ]);
@@ -364,7 +356,24 @@ impl SoftHsm {
     ) {
         self.timestamp_key(Some(server), gun, "ts.json");
         self.server_key(server, "snapshot-key", gun, "snap.json");
-        self.ok(&[
+        self.init_1_of_1(
+            gun,
+            root,
+            targets,
+            &[
+                "--server-snapshot",
+                "--server-snapshot-key",
+                "snap.json",
+                "--timestamp-key",
+                "ts.json",
+            ],
+        );
+    }
+
+    /// `root init` of a 1-of-1 root for `gun` with the key URIs `root` and `targets`, and
+    /// `rest` (the snapshot and timestamp keys).
+    fn init_1_of_1(&self, gun: &str, root: &str, targets: &str, rest: &[&str]) {
+        let mut args = vec![
             "root",
             "init",
             "--gun",
@@ -373,12 +382,9 @@ impl SoftHsm {
             root,
             "--targets-key",
             targets,
-            "--server-snapshot",
-            "--server-snapshot-key",
-            "snap.json",
-            "--timestamp-key",
-            "ts.json",
-        ]);
+        ];
+        args.extend_from_slice(rest);
+        self.ok(&args);
     }
 
     /// Publishes the export folder `dir` of `gun` to `server` (`--yes server publish`, see
