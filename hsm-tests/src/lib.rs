@@ -50,6 +50,13 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
         })
 }
 
+/// Writes `text` and a newline to `dir/name`; returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{text}\n")).unwrap();
+    path
+}
+
 /// Borrows a list of owned arguments as `&str`s.
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
@@ -195,6 +202,11 @@ impl SoftHsm {
         format!("?pin-source=file:{}", self.pin_file().display())
     }
 
+    /// A token URI with the test PIN source: `pkcs11:token=T?pin-source=…`.
+    pub fn token_uri(&self, token: &str) -> String {
+        format!("pkcs11:token={token}{}", self.pin_query())
+    }
+
     /// A key URI with the test PIN source: `pkcs11:token=T;object=O?pin-source=…`.
     pub fn key_uri(&self, token: &str, object: &str) -> String {
         format!("pkcs11:token={token};object={object}{}", self.pin_query())
@@ -266,7 +278,7 @@ impl SoftHsm {
 
     /// Generates key `label` with `role` on token `token`, through `rootkeeper key generate`.
     pub fn key(&self, token: &str, label: &str, role: &str) -> String {
-        let uri = format!("pkcs11:token={token}{}", self.pin_query());
+        let uri = self.token_uri(token);
         self.ok(&[
             "key", "generate", "--token", &uri, "--label", label, "--role", role,
         ]);
@@ -324,23 +336,7 @@ impl SoftHsm {
         let snapshot = self.key("repo", "snapshot", "snapshot");
         let ts = format!("{out}.timestamp.key.json");
         self.timestamp_key(Some(server), gun, &ts);
-        self.ok(&[
-            "root",
-            "init",
-            "--gun",
-            gun,
-            "--root-key",
-            &root,
-            "--targets-key",
-            &targets,
-            "--snapshot-key",
-            &snapshot,
-            "--timestamp-key",
-            &ts,
-        ]);
-        self.ok(&[
-            "root", "sign", "--gun", gun, "--key", &root, "--key", &targets, "--key", &snapshot,
-        ]);
+        self.sign_1_of_1(gun, [&root, &targets, &snapshot], &ts);
         self.ok(&["root", "export", "--gun", gun, "--out", out]);
         ["root.json", "targets.json", "snapshot.json"]
             .map(|name| std::fs::read(self.path().join(out).join(name)).unwrap())
@@ -348,28 +344,86 @@ impl SoftHsm {
 }
 
 impl SoftHsm {
+    /// `root init` of a 1-of-1 root for `gun` with the key URIs `[root, targets, snapshot]`
+    /// and the timestamp key file `ts`, then `root sign` with all three: ready to export.
+    pub fn sign_1_of_1(&self, gun: &str, [root, targets, snapshot]: [&str; 3], ts: &str) {
+        self.init_1_of_1(
+            gun,
+            root,
+            targets,
+            &["--snapshot-key", snapshot, "--timestamp-key", ts],
+        );
+        self.ok(&[
+            "root", "sign", "--gun", gun, "--key", root, "--key", targets, "--key", snapshot,
+        ]);
+    }
+
+    /// A 1-of-1 draft for `gun` with root key `root` and targets key `targets` whose snapshot
+    /// `server` manages: the server's timestamp and snapshot keys are fetched to `ts.json` and
+    /// `snap.json`. Signed by no one yet.
+    pub fn draft_server_snapshot(
+        &self,
+        server: &NotaryServer,
+        gun: &str,
+        root: &str,
+        targets: &str,
+    ) {
+        self.timestamp_key(Some(server), gun, "ts.json");
+        self.server_key(server, "snapshot-key", gun, "snap.json");
+        self.init_1_of_1(
+            gun,
+            root,
+            targets,
+            &[
+                "--server-snapshot",
+                "--server-snapshot-key",
+                "snap.json",
+                "--timestamp-key",
+                "ts.json",
+            ],
+        );
+    }
+
+    /// `root init` of a 1-of-1 root for `gun` with the key URIs `root` and `targets`, and
+    /// `rest` (the snapshot and timestamp keys).
+    fn init_1_of_1(&self, gun: &str, root: &str, targets: &str, rest: &[&str]) {
+        let mut args = vec![
+            "root",
+            "init",
+            "--gun",
+            gun,
+            "--root-key",
+            root,
+            "--targets-key",
+            targets,
+        ];
+        args.extend_from_slice(rest);
+        self.ok(&args);
+    }
+
+    /// Publishes the export folder `dir` of `gun` to `server` (`--yes server publish`, see
+    /// [`NotaryServer::publish_args`]) and insists it succeeds; returns stdout.
+    pub fn publish(&self, server: &NotaryServer, dir: &str, gun: &str) -> String {
+        let mut args = vec!["--yes".to_owned()];
+        args.extend(server.publish_args(dir, gun));
+        self.ok(&strs(&args))
+    }
+
+    /// `rootkeeper server timestamp-key` or `snapshot-key` (`which`): `server`'s key for `gun`
+    /// into the file `out`.
+    fn server_key(&self, server: &NotaryServer, which: &str, gun: &str, out: &str) {
+        let mut args = vec!["server".to_owned(), which.to_owned()];
+        args.extend(server.server_args());
+        args.extend(["--gun", gun, "--out", out].map(String::from));
+        self.ok(&strs(&args));
+    }
+
     /// Writes a timestamp key for `gun` to the file `out` (relative to [`SoftHsm::path`]):
     /// `server`'s, fetched with `rootkeeper server timestamp-key`, or without a server the
     /// notary 0.7 sample key (fine for drafts that are never published).
     pub fn timestamp_key(&self, server: Option<&NotaryServer>, gun: &str, out: &str) {
         match server {
-            Some(server) => {
-                let ca = server.ca_file().display().to_string();
-                let mut args = vec![
-                    "server",
-                    "timestamp-key",
-                    "--server",
-                    &server.url,
-                    "--gun",
-                    gun,
-                    "--out",
-                    out,
-                ];
-                if server.url.starts_with("https://") {
-                    args.extend(["--ca", &ca]);
-                }
-                self.ok(&args);
-            }
+            Some(server) => self.server_key(server, "timestamp-key", gun, out),
             None => {
                 std::fs::copy(
                     fixture("notary-0.7-samples/timestamp.key.json"),
@@ -378,6 +432,14 @@ impl SoftHsm {
                 .unwrap();
             }
         }
+    }
+
+    /// A fresh SoftHSM with a [`SoftHsm::draft_2_of_3`] for `gun` (the sample timestamp key).
+    /// Returns it and the root key URIs.
+    pub fn with_draft(gun: &str) -> (SoftHsm, Vec<String>) {
+        let hsm = SoftHsm::new();
+        let roots = hsm.draft_2_of_3(gun, None);
+        (hsm, roots)
     }
 
     /// The [`SoftHsm::standard_keys`] and a 2-of-3 draft for `gun` (timestamp key as in
@@ -396,20 +458,25 @@ impl SoftHsm {
     /// Signs `gun`'s 2-of-3 draft (from [`SoftHsm::draft_2_of_3`]) with the first two root
     /// keys, the targets key and the snapshot key: ready to export.
     pub fn sign_2_of_3(&self, gun: &str, roots: &[String]) {
-        self.ok(&[
-            "root",
-            "sign",
-            "--gun",
-            gun,
-            "--key",
-            &roots[0],
-            "--key",
-            &roots[1],
-            "--key",
-            &self.key_uri("repo", "targets"),
-            "--key",
-            &self.key_uri("repo", "snapshot"),
-        ]);
+        self.sign_with_repo_keys(gun, &roots[..2]);
+    }
+
+    /// `root sign` arguments for `gun` with the root keys `roots` and the `repo` token's
+    /// targets and snapshot keys (those of [`SoftHsm::standard_keys`]).
+    pub fn sign_args(&self, gun: &str, roots: &[impl AsRef<str>]) -> Vec<String> {
+        let mut args: Vec<String> = ["root", "sign", "--gun", gun].map(String::from).into();
+        for root in roots {
+            args.extend(["--key".into(), root.as_ref().to_owned()]);
+        }
+        for role in ["targets", "snapshot"] {
+            args.extend(["--key".into(), self.key_uri("repo", role)]);
+        }
+        args
+    }
+
+    /// Runs [`SoftHsm::sign_args`] and insists it succeeds; returns stdout.
+    pub fn sign_with_repo_keys(&self, gun: &str, roots: &[impl AsRef<str>]) -> String {
+        self.ok(&strs(&self.sign_args(gun, roots)))
     }
 }
 
@@ -464,6 +531,25 @@ impl NotaryServer {
     /// The TLS certificate to trust (servers from [`NotaryServer::start_tls`]).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
+    }
+
+    /// `--server URL`, and `--ca FILE` for a server over TLS: how rootkeeper's `server`
+    /// commands reach this one.
+    pub fn server_args(&self) -> Vec<String> {
+        let mut args = vec!["--server".to_owned(), self.url.clone()];
+        if self.url.starts_with("https://") {
+            args.extend(["--ca".to_owned(), self.ca_file().display().to_string()]);
+        }
+        args
+    }
+
+    /// `server publish DIR` of `gun` to this server (see [`NotaryServer::server_args`]),
+    /// without `--yes`.
+    pub fn publish_args(&self, dir: &str, gun: &str) -> Vec<String> {
+        let mut args = vec!["server".to_owned(), "publish".into(), dir.into()];
+        args.extend(self.server_args());
+        args.extend(["--gun".to_owned(), gun.into()]);
+        args
     }
 
     fn launch(tls: bool) -> NotaryServer {
@@ -547,20 +633,27 @@ impl NotaryServer {
 /// Runs the real `notary` client against the trust server at `url` (trusting the TLS
 /// certificate `ca`, if given) with the trust directory `client_dir`.
 pub fn notary_client(url: &str, ca: Option<&Path>, client_dir: &Path, args: &[&str]) -> Run {
+    let output = notary_command(url, ca, client_dir, args)
+        .output()
+        .expect("run notary (apt-get install notary)");
+    Run::from(output)
+}
+
+/// The command [`notary_client`] runs, for a test to change (another folder, a passphrase in
+/// the environment) before running it.
+pub fn notary_command(url: &str, ca: Option<&Path>, client_dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new("notary");
     if let Some(ca) = ca {
         command.arg("--tlscacert").arg(ca);
     }
-    let output = command
+    command
         .arg("-s")
         .arg(url)
         .arg("-d")
         .arg(client_dir)
         .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run notary (apt-get install notary)");
-    Run::from(output)
+        .stdin(std::process::Stdio::null());
+    command
 }
 
 impl Drop for NotaryServer {

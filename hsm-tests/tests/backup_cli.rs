@@ -5,23 +5,12 @@
 //! its folders (SoftHSM tokens, trust directory, backups) for an unencrypted key.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use hsm_tests::{NotaryServer, SoftHsm, fixture, notary_client};
+use hsm_tests::{NotaryServer, Run, SoftHsm, fixture, notary_client, notary_command, strs, write};
 use serde_json::Value;
 
 mod backup_common;
 use backup_common::*;
-
-fn token_uri(hsm: &SoftHsm, token: &str) -> String {
-    format!("pkcs11:token={token}{}", hsm.pin_query())
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{text}\n")).unwrap();
-    path
-}
 
 fn inventory_key<'a>(list: &'a Value, label: &str) -> &'a Value {
     list["inventory"]
@@ -32,26 +21,38 @@ fn inventory_key<'a>(list: &'a Value, label: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no key `{label}` in {list:#}"))
 }
 
-/// `key generate --in-memory` of `label` into `tokens` (first = --token) with backups.
+/// [`generate_args`] for the tokens labelled `tokens`.
+fn generate_into(
+    hsm: &SoftHsm,
+    tokens: &[&str],
+    label: &str,
+    role: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let uris: Vec<String> = tokens.iter().map(|t| hsm.token_uri(t)).collect();
+    generate_args(&strs(&uris), label, role, extra)
+}
+
+/// `key generate --in-memory` of `label` into the tokens labelled `tokens` (first = --token)
+/// with backups, insisting it succeeds; returns the key's inventory entry.
 fn generate(hsm: &SoftHsm, tokens: &[&str], label: &str, role: &str, extra: &[&str]) -> Value {
-    let mut args: Vec<String> = vec![
-        "--json".into(),
-        "key".into(),
-        "generate".into(),
+    hsm.ok_json(&strs(&generate_into(hsm, tokens, label, role, extra)))
+}
+
+/// `key import FILE --token URI` arguments (the token by its label), with a
+/// `--passphrase-file` for each of `passphrase_files`.
+fn import_args(hsm: &SoftHsm, file: &Path, token: &str, passphrase_files: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "key".to_owned(),
+        "import".into(),
+        file.display().to_string(),
         "--token".into(),
-        token_uri(hsm, tokens[0]),
-        "--label".into(),
-        label.into(),
-        "--role".into(),
-        role.into(),
-        "--in-memory".into(),
+        hsm.token_uri(token),
     ];
-    for t in &tokens[1..] {
-        args.extend(["--import-to".into(), token_uri(hsm, t)]);
+    for f in passphrase_files {
+        args.extend(["--passphrase-file".into(), f.to_string()]);
     }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = hsm.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    serde_json::from_str(&out).unwrap()
+    args
 }
 
 #[test]
@@ -136,45 +137,28 @@ fn an_in_memory_key_lands_in_two_tokens_and_its_backup_opens_with_stock_age() {
     let list = hsm.ok_json(&["key", "list"]);
     assert_eq!(inventory_key(&list, "root-hw")["policy"], "hardware-only");
     // Nothing is ever overwritten, and the refusal comes before any token is touched.
+    let backup_to = |out: &'static str| ["--backup-to", &a, "--backup-out", out];
     let err = hsm.fails(
         1,
-        &[
-            "key",
-            "generate",
-            "--token",
-            &token_uri(&hsm, "custodian-a"),
-            "--label",
+        &strs(&generate_into(
+            &hsm,
+            &["custodian-a"],
             "root-2027",
-            "--role",
             "root",
-            "--in-memory",
-            "--backup-to",
-            &a,
-            "--backup-out",
-            "root-2026.backup",
-        ],
+            &backup_to("root-2026.backup"),
+        )),
     );
     assert!(one_error(&err).contains("exists already"), "{err}");
     // A label taken on the second token: refused before anything is written.
     let err = hsm.fails(
         1,
-        &[
-            "key",
-            "generate",
-            "--token",
-            &token_uri(&hsm, "custodian-b"),
-            "--import-to",
-            &token_uri(&hsm, "custodian-a"),
-            "--label",
+        &strs(&generate_into(
+            &hsm,
+            &["custodian-b", "custodian-a"],
             "root-hw",
-            "--role",
             "root",
-            "--in-memory",
-            "--backup-to",
-            &a,
-            "--backup-out",
-            "other.backup",
-        ],
+            &backup_to("other.backup"),
+        )),
     );
     assert!(one_error(&err).contains("labelled `root-hw`"), "{err}");
     assert!(!hsm.path().join("other.backup").exists());
@@ -235,22 +219,9 @@ fn a_passphrase_backup_and_a_2_of_3_split_open_with_stock_tools() {
         text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
         "{text}"
     );
-    // age reads a passphrase only from a terminal: `script` gives it one.
-    let out = shell_env(
-        hsm.path(),
-        &format!(
-            "script -qec 'age -d {} | openssl pkey -pubout' /dev/null",
-            file.display()
-        ),
-        &[],
-        format!("{passphrase}\n").as_bytes(),
-    )
-    .replace('\r', "");
-    let begin = out
-        .find("-----BEGIN PUBLIC KEY-----")
-        .unwrap_or_else(|| panic!("{out}"));
+    let out = stock_public_key_with_passphrase(&file, passphrase);
     let public = token_public_key(&hsm, "release", "targets-2026", hsm.path());
-    assert_eq!(&out[begin..], public);
+    assert_eq!(out, public);
     // The drill with the passphrase.
     let out = hsm.ok(&[
         "backup",
@@ -274,35 +245,18 @@ fn a_passphrase_backup_and_a_2_of_3_split_open_with_stock_tools() {
     let split = entry["backups"][0]["split"].as_str().unwrap().to_owned();
     assert!(split.starts_with("2-of-3 "), "{entry:#}");
     let backup = hsm.path().join("snapshot.backup");
-    let ram = tempfile::Builder::new()
-        .prefix("rk-backup-ram-")
-        .tempdir_in("/dev/shm")
-        .expect("/dev/shm");
-    let script = format!(
-        "age -d -i {a} {b}.1.age > share-1.txt\n\
-         age -d -i {c} {b}.3.age > share-3.txt\n\
-         for s in share-*.txt; do\n\
-           sed -n 's/^gfshare-data: //p' \"$s\" | base64 -d > \"$(sed -n 's/^gfshare-file: //p' \"$s\")\"\n\
-         done\n\
-         gfcombine -o identity.txt identity-*.0*\n\
-         age -d -i identity.txt {b} | openssl pkey -pubout\n",
-        a = ids[0].0.display(),
-        c = ids[2].0.display(),
-        b = backup.display(),
-    );
+    let share = |i: u8| hsm.path().join(format!("snapshot.backup.{i}.age"));
+    let ram = ram_scratch();
     assert_eq!(
-        shell(ram.path(), &script),
+        stock_recovery(
+            ram.path(),
+            &[(&ids[0].0, &share(1)), (&ids[2].0, &share(3))],
+            &backup
+        ),
         token_public_key(&hsm, "release", "snapshot-2026", hsm.path())
     );
     drop(ram);
-    let k1 = key_in_backup(
-        &[
-            &backup,
-            &hsm.path().join("snapshot.backup.1.age"),
-            &hsm.path().join("snapshot.backup.2.age"),
-        ],
-        &[&ids[0].0, &ids[1].0],
-    );
+    let k1 = key_in_backup(&[&backup, &share(1), &share(2)], &[&ids[0].0, &ids[1].0]);
     assert_no_plaintext_keys(&[hsm.path()], &[&k1]);
 }
 
@@ -345,15 +299,7 @@ fn the_drill_passes_and_every_failure_has_its_own_message() {
     write(hsm.path(), "rootpass", "rootpass");
     let sample = notary_sample("throwaway-test-notary-root.d0b08f4a.key");
     for (token, out) in [("a", "s1.backup"), ("b", "s2.backup")] {
-        let mut args = vec![
-            "key".to_owned(),
-            "import".into(),
-            sample.display().to_string(),
-            "--token".into(),
-            token_uri(&hsm, token),
-            "--passphrase-file".into(),
-            "rootpass".into(),
-        ];
+        let mut args = import_args(&hsm, &sample, token, &["rootpass"]);
         args.extend(split_args(out));
         hsm.ok(&strs(&args));
     }
@@ -513,10 +459,6 @@ fn the_drill_passes_and_every_failure_has_its_own_message() {
     assert_no_plaintext_keys(&[hsm.path()], &[&k0, &k1]);
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn a_key_restored_into_a_fresh_token_signs_under_its_original_public_key() {
     let hsm = SoftHsm::new();
@@ -531,15 +473,8 @@ fn a_key_restored_into_a_fresh_token_signs_under_its_original_public_key() {
         &["--backup-to", &a, "--backup-out", "root.backup"],
     );
     let backup = hsm.path().join("root.backup");
-    let out = hsm.ok(&[
-        "backup",
-        "restore",
-        "root.backup",
-        "--identity",
-        alice.to_str().unwrap(),
-        "--token",
-        &token_uri(&hsm, "replacement"),
-    ]);
+    let restore = restore_args("root.backup", &alice, &hsm.token_uri("replacement"));
+    let out = hsm.ok(&strs(&restore));
     assert!(out.contains("restored key `root-2026`"), "{out}");
     let id = assert_imported_private_key(&hsm, "replacement", "root-2026");
     assert_eq!(
@@ -550,33 +485,7 @@ fn a_key_restored_into_a_fresh_token_signs_under_its_original_public_key() {
     // key (from the backup, with stock tools) with openssl.
     let work = hsm.path();
     std::fs::write(work.join("public.pem"), stock_public_key(&alice, &backup)).unwrap();
-    std::fs::write(work.join("message"), b"restored").unwrap();
-    shell(work, "openssl dgst -sha256 -binary message > digest");
-    p11(
-        &hsm,
-        "replacement",
-        &[
-            "--sign",
-            "--mechanism",
-            "ECDSA",
-            "--label",
-            "root-2026",
-            "--signature-format",
-            "openssl",
-            "--input-file",
-            work.join("digest").to_str().unwrap(),
-            "--output-file",
-            work.join("signature").to_str().unwrap(),
-        ],
-    );
-    let verified = shell(
-        work,
-        "openssl pkeyutl -verify -pubin -inkey public.pem -in digest -sigfile signature",
-    );
-    assert!(
-        verified.contains("Signature Verified Successfully"),
-        "{verified}"
-    );
+    assert_token_signs(&hsm, "replacement", ["--label", "root-2026"], work);
     // The inventory lists the new token as a copy; the drill now compares both tokens.
     let list = hsm.ok_json(&["key", "list"]);
     let entry = inventory_key(&list, "root-2026");
@@ -587,66 +496,23 @@ fn a_key_restored_into_a_fresh_token_signs_under_its_original_public_key() {
             .contains("token=replacement"),
         "{entry:#}"
     );
-    let out = hsm.ok(&[
-        "backup",
-        "verify",
-        "root.backup",
-        "--identity",
-        alice.to_str().unwrap(),
-    ]);
+    let out = drill(&hsm, "root.backup", &alice);
     assert_eq!(out.matches("holds the same key").count(), 2, "{out}");
     // A token that holds the label already is refused; so is a trust directory that does not
     // know the key.
-    let err = hsm.fails(
-        1,
-        &[
-            "backup",
-            "restore",
-            "root.backup",
-            "--identity",
-            alice.to_str().unwrap(),
-            "--token",
-            &token_uri(&hsm, "replacement"),
-        ],
-    );
+    let err = hsm.fails(1, &strs(&restore));
     assert!(
         one_error(&err).contains("already holds an object labelled `root-2026`"),
         "{err}"
     );
-    let err = hsm.fails(
-        1,
-        &[
-            "--dir",
-            "other-trust",
-            "backup",
-            "restore",
-            "root.backup",
-            "--identity",
-            alice.to_str().unwrap(),
-            "--token",
-            &token_uri(&hsm, "replacement"),
-        ],
-    );
+    let elsewhere = [vec!["--dir".to_owned(), "other-trust".into()], restore].concat();
+    let err = hsm.fails(1, &strs(&elsewhere));
     assert!(
         one_error(&err).contains("not in this trust directory's inventory"),
         "{err}"
     );
     let key = key_in_backup(&[&backup], &[&alice]);
     assert_no_plaintext_keys(&[hsm.path()], &[&key]);
-}
-
-fn docker(config: &Path, args: &[&str], passphrase: &str) -> std::process::Output {
-    let docker = std::env::var_os("DOCKER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tool("docker", "docker.io"));
-    Command::new(docker)
-        .args(args)
-        .env("DOCKER_CONFIG", config)
-        .env("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", passphrase)
-        .env_remove("DOCKER_HOST")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 fn notary_sample(name: &str) -> PathBuf {
@@ -664,17 +530,12 @@ fn notary_and_docker_keys_are_imported_and_the_imported_root_signs_a_root_notary
     let root_file = notary_sample("throwaway-test-notary-root.d0b08f4a.key");
     let targets_file = notary_sample("throwaway-test-notary-targets.eac06441.key");
     // Both passphrases offered: each file opens with its own.
-    let out = hsm.ok(&[
-        "key",
-        "import",
-        root_file.to_str().unwrap(),
-        "--token",
-        &token_uri(&hsm, "root-a"),
-        "--passphrase-file",
-        "targetspass",
-        "--passphrase-file",
-        "rootpass",
-    ]);
+    let out = hsm.ok(&strs(&import_args(
+        &hsm,
+        &root_file,
+        "root-a",
+        &["targetspass", "rootpass"],
+    )));
     assert!(
         out.contains("(role root)")
             && out.contains("retire the old files")
@@ -684,26 +545,15 @@ fn notary_and_docker_keys_are_imported_and_the_imported_root_signs_a_root_notary
     // A wrong passphrase, with no terminal to ask on: its own message, nothing imported.
     let err = hsm.fails(
         1,
-        &[
-            "key",
-            "import",
-            targets_file.to_str().unwrap(),
-            "--token",
-            &token_uri(&hsm, "repo"),
-            "--passphrase-file",
-            "rootpass",
-        ],
+        &strs(&import_args(&hsm, &targets_file, "repo", &["rootpass"])),
     );
     assert!(one_error(&err).contains("the passphrase is wrong"), "{err}");
-    hsm.ok(&[
-        "key",
-        "import",
-        targets_file.to_str().unwrap(),
-        "--token",
-        &token_uri(&hsm, "repo"),
-        "--passphrase-file",
-        "targetspass",
-    ]);
+    hsm.ok(&strs(&import_args(
+        &hsm,
+        &targets_file,
+        "repo",
+        &["targetspass"],
+    )));
     assert_imported_private_key(&hsm, "root-a", "root-d0b08f4a");
     assert_imported_private_key(&hsm, "repo", "targets-eac06441");
     let list = hsm.ok_json(&["key", "list"]);
@@ -720,31 +570,14 @@ fn notary_and_docker_keys_are_imported_and_the_imported_root_signs_a_root_notary
 
     // A key made by `docker trust key generate`, imported from docker's trust folder.
     let config = hsm.path().join("docker-config");
-    check(
-        docker(
-            &config,
-            &[
-                "trust",
-                "key",
-                "generate",
-                "ci-signer",
-                "--dir",
-                hsm.path().to_str().unwrap(),
-            ],
-            "throwaway-docker-pass",
-        ),
-        "docker trust key generate",
-    );
+    docker_key_generate(&config, "ci-signer", hsm.path(), "throwaway-docker-pass");
     write(hsm.path(), "dockerpass", "throwaway-docker-pass");
-    let out = hsm.ok(&[
-        "key",
-        "import",
-        config.join("trust").to_str().unwrap(),
-        "--token",
-        &token_uri(&hsm, "repo"),
-        "--passphrase-file",
-        "dockerpass",
-    ]);
+    let out = hsm.ok(&strs(&import_args(
+        &hsm,
+        &config.join("trust"),
+        "repo",
+        &["dockerpass"],
+    )));
     assert!(out.contains("(role ci-signer)"), "{out}");
     let list = hsm.ok_json(&["key", "list"]);
     assert_eq!(
@@ -762,45 +595,11 @@ fn notary_and_docker_keys_are_imported_and_the_imported_root_signs_a_root_notary
     let root_key = hsm.key_uri("root-a", "root-d0b08f4a");
     let targets_key = hsm.key_uri("repo", "targets-eac06441");
     let snapshot_key = hsm.key_uri("repo", "snapshot");
-    hsm.ok(&[
-        "root",
-        "init",
-        "--gun",
-        gun,
-        "--root-key",
-        &root_key,
-        "--targets-key",
-        &targets_key,
-        "--snapshot-key",
-        &snapshot_key,
-        "--timestamp-key",
-        "ts.json",
-    ]);
-    hsm.ok(&[
-        "root",
-        "sign",
-        "--gun",
-        gun,
-        "--key",
-        &root_key,
-        "--key",
-        &targets_key,
-        "--key",
-        &snapshot_key,
-    ]);
+    hsm.sign_1_of_1(gun, [&root_key, &targets_key, &snapshot_key], "ts.json");
     hsm.ok(&["root", "verify", "--gun", gun]);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
     hsm.ok(&["root", "verify", "out/root.json"]);
-    hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        "out",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-    ]);
+    hsm.publish(&server, "out", gun);
     server.assert_trusts(&hsm, gun);
 
     let keys: Vec<_> = [(&root_file, "rootpass"), (&targets_file, "targetspass")]
@@ -844,46 +643,12 @@ fn an_exported_key_is_loaded_by_notary_and_docker_and_publishes_a_target() {
     );
     let targets = hsm.key_uri("release", "targets-2026");
     let gun = "example.com/ci/app";
-    hsm.timestamp_key(Some(&server), gun, "ts.json");
-    hsm.ok(&[
-        "server",
-        "snapshot-key",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-        "--out",
-        "snap.json",
-    ]);
-    hsm.ok(&[
-        "root",
-        "init",
-        "--gun",
-        gun,
-        "--root-key",
-        &root,
-        "--targets-key",
-        &targets,
-        "--server-snapshot",
-        "--server-snapshot-key",
-        "snap.json",
-        "--timestamp-key",
-        "ts.json",
-    ]);
+    hsm.draft_server_snapshot(&server, gun, &root, &targets);
     hsm.ok(&[
         "root", "sign", "--gun", gun, "--key", &root, "--key", &targets,
     ]);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
-    hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        "out",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-    ]);
+    hsm.publish(&server, "out", gun);
 
     // The targets key, from its backup, in notary's format; refusals first.
     let passphrase = "throwaway-export-pass";
@@ -923,18 +688,12 @@ fn an_exported_key_is_loaded_by_notary_and_docker_and_publishes_a_target() {
     // The notary client imports it and publishes a target with it.
     let client = hsm.path().join("notary-ci");
     let notary = |args: &[&str]| {
-        let out = Command::new("notary")
-            .arg("-s")
-            .arg(&server.url)
-            .arg("-d")
-            .arg(&client)
-            .args(args)
-            .env("NOTARY_TARGETS_PASSPHRASE", passphrase)
-            .current_dir(hsm.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("notary (apt-get install notary)");
-        String::from_utf8(check(out, &format!("notary {args:?}")).stdout).unwrap()
+        let run = Run::of(
+            notary_command(&server.url, None, &client, args)
+                .env("NOTARY_TARGETS_PASSPHRASE", passphrase)
+                .current_dir(hsm.path()),
+        );
+        assert_eq!(run.code, 0, "notary {args:?}: {run:?}");
     };
     notary(&["key", "import", file.to_str().unwrap()]);
     std::fs::write(hsm.path().join("payload.txt"), b"release 1\n").unwrap();
@@ -952,24 +711,11 @@ fn an_exported_key_is_loaded_by_notary_and_docker_and_publishes_a_target() {
     let run = export("targets-2026", "ci-signer.key", &["--role", "ci-signer"]);
     assert_eq!(run.code, 0, "{run:?}");
     let config = hsm.path().join("docker-config");
-    let out = check(
-        docker(
-            &config,
-            &[
-                "trust",
-                "key",
-                "load",
-                hsm.path().join("ci-signer.key").to_str().unwrap(),
-                "--name",
-                "ci-signer",
-            ],
-            passphrase,
-        ),
-        "docker trust key load",
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("Successfully imported key"),
-        "{out:?}"
+    docker_key_load(
+        &config,
+        &hsm.path().join("ci-signer.key"),
+        "ci-signer",
+        passphrase,
     );
     let key = key_in_backup(&[&hsm.path().join("targets.backup")], &[&alice]);
     assert_no_plaintext_keys(&[hsm.path()], &[&key]);

@@ -8,10 +8,8 @@
 //! `PRIVATE KEY` blocks, and the raw, hex and PKCS#8 base64 forms of every key it made.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,96 +20,12 @@ use rootkeeper::backend::memory::MemorySigner;
 use rootkeeper::backup::notary_key::{self, NotaryKeyProblem};
 use rootkeeper::backup::{
     self, BackupMetadata, BackupProblem, EncryptedFile, Identities, KeyBackup, Recipient,
-    SharedPrompter,
 };
 use rootkeeper::secret::{NoPrompter, Pin};
 use rootkeeper::signer::Signer;
 
-/// A stock tool on PATH, or a failure that names its Debian package.
-fn tool(name: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed: apt-get install {package} (hsm-tests/run does)")
-        })
-}
-
-fn check(output: Output, what: &str) -> Output {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// Runs `sh -c script` in `dir` with `stdin`, insisting on success; returns stdout.
-fn shell(dir: &Path, script: &str, stdin: &[u8]) -> String {
-    let mut child = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bash");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = check(child.wait_with_output().unwrap(), script);
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn prompter() -> SharedPrompter {
-    Arc::new(NoPrompter)
-}
-
-fn scratch(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
-}
-
-/// A RAM-backed scratch folder, as docs/backup.md tells custodians to use.
-fn ram_scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("rk-backup-ram-")
-        .tempdir_in("/dev/shm")
-        .expect("/dev/shm (tmpfs) for recovered identities")
-}
-
-/// A custodian's identity made by the stock `age-keygen`: (identity file, recipient).
-fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    tool("age-keygen", "age");
-    let path = dir.join(format!("{name}.identity.txt"));
-    let out = check(
-        Command::new("age-keygen")
-            .arg("-o")
-            .arg(&path)
-            .output()
-            .unwrap(),
-        "age-keygen",
-    );
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let recipient = stderr
-        .trim()
-        .strip_prefix("Public key: ")
-        .unwrap_or_else(|| panic!("age-keygen said {stderr:?}"))
-        .to_owned();
-    (path, recipient)
-}
-
-fn identities(paths: &[&Path]) -> Identities {
-    let mut ids = Identities::new();
-    for path in paths {
-        let text = std::fs::read_to_string(path).unwrap();
-        ids.add_identity_file(&path.display().to_string(), &text)
-            .unwrap();
-    }
-    ids
-}
+mod backup_common;
+use backup_common::*;
 
 fn new_backup(label: &str) -> KeyBackup {
     let key = MemorySigner::generate(label).unwrap();
@@ -132,57 +46,12 @@ fn public_pem(key: &dyn Signer) -> String {
     key.public_key().to_public_key_pem(LineEnding::LF).unwrap()
 }
 
-/// Forms in which a key's secret could sit in a file.
-fn secret_forms(key: &MemorySigner) -> Vec<Vec<u8>> {
-    let scalar = key.scalar();
-    let der = key.to_pkcs8_der().unwrap();
-    let b64 = B64.encode(der.as_slice());
-    vec![
-        scalar.to_vec(),
-        hex::encode(scalar.as_slice()).into_bytes(),
-        hex::encode_upper(scalar.as_slice()).into_bytes(),
-        b64.as_bytes()[..48].to_vec(),
-    ]
-}
-
-/// Fails if any file under `dirs` holds an unencrypted private key or a secret of `keys`.
-fn assert_no_plaintext_keys(dirs: &[&Path], keys: &[&MemorySigner]) {
+/// [`assert_no_plaintext_keys`] over folders that include the RAM scratch folder of a stock
+/// recovery, which holds the decrypted shares and the recombined age identity while it
+/// lasts: only PEM private keys, backup documents and the secret forms of `keys` count.
+fn assert_no_plaintext_keys_with_ram(dirs: &[&Path], keys: &[&MemorySigner]) {
     let forms: Vec<Vec<u8>> = keys.iter().flat_map(|k| secret_forms(k)).collect();
-    assert_no_secret_forms(dirs, &forms);
-}
-
-/// Fails if any file under `dirs` holds an unencrypted PEM private key, a backup document, or
-/// one of `forms`.
-fn assert_no_secret_forms(dirs: &[&Path], forms: &[Vec<u8>]) {
-    let markers: [&[u8]; 3] = [
-        b"-----BEGIN PRIVATE KEY-----",
-        b"-----BEGIN EC PRIVATE KEY-----",
-        b"rootkeeper-key-backup:",
-    ];
-    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
-    let mut files = 0;
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap() {
-                stack.push(entry.unwrap().path());
-            }
-            continue;
-        }
-        files += 1;
-        let bytes = std::fs::read(&path).unwrap();
-        for marker in markers
-            .iter()
-            .copied()
-            .chain(forms.iter().map(Vec::as_slice))
-        {
-            assert!(
-                !bytes.windows(marker.len()).any(|w| w == marker),
-                "{} holds unencrypted key material",
-                path.display()
-            );
-        }
-    }
-    assert!(files > 0, "the scan found no files at all");
+    assert_none_found(dirs, &KEY_MARKERS, &forms);
 }
 
 /// The secret forms a child process printed (never written to a file).
@@ -192,30 +61,8 @@ fn forms_from_child(said: &str) -> Vec<Vec<u8>> {
         .filter_map(|l| l.split_once("SECRET-FORM ").map(|(_, h)| h))
         .map(|h| hex::decode(h).unwrap())
         .collect();
-    assert_eq!(forms.len(), 4, "{said}");
+    assert_eq!(forms.len(), 5, "one line per secret form: {said}");
     forms
-}
-
-/// `age -d -i IDENTITY FILE | openssl pkey -pubout`, piped, never through a file.
-fn stock_public_key(identity: &Path, file: &Path) -> String {
-    tool("age", "age");
-    tool("openssl", "openssl");
-    let mut age = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(identity)
-        .arg(file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pkey = Command::new("openssl")
-        .args(["pkey", "-pubout"])
-        .stdin(Stdio::from(age.stdout.take().unwrap()))
-        .output()
-        .unwrap();
-    check(age.wait_with_output().unwrap(), "age -d");
-    String::from_utf8(check(pkey, "openssl pkey -pubout").stdout).unwrap()
 }
 
 #[test]
@@ -258,7 +105,6 @@ fn stock_age_and_openssl_read_a_backup_binary_and_armored() {
                 id_a.display(),
                 file.display()
             ),
-            b"",
         );
         assert!(meta.contains("label: root-2026\n"), "{meta}");
         assert!(
@@ -274,7 +120,6 @@ fn stock_age_and_openssl_read_a_backup_binary_and_armored() {
                 id_a.display(),
                 file.display()
             ),
-            b"",
         );
         assert_eq!(key_id.trim(), backup.key_id());
         println!("backup size (armor {armor}): {} bytes", bytes.len());
@@ -303,45 +148,9 @@ fn stock_age_decrypts_a_passphrase_backup() {
     let bytes = backup::encrypt_backup(&backup, &[recipient], true, &prompter()).unwrap();
     let file = dir.path().join("root-2026.backup.asc");
     std::fs::write(&file, &bytes).unwrap();
-    // age reads a passphrase only from a terminal: `script` gives it one.
-    let out = shell(
-        dir.path(),
-        &format!(
-            "script -qec 'age -d {} | openssl pkey -pubout' /dev/null",
-            file.display()
-        ),
-        format!("{passphrase}\n").as_bytes(),
-    )
-    .replace('\r', "");
-    let begin = out
-        .find("-----BEGIN PUBLIC KEY-----")
-        .unwrap_or_else(|| panic!("{out}"));
-    assert_eq!(&out[begin..], public_pem(backup.key()));
+    let out = stock_public_key_with_passphrase(&file, passphrase);
+    assert_eq!(out, public_pem(backup.key()));
     assert_no_plaintext_keys(&[dir.path()], &[backup.key()]);
-}
-
-/// The stock recovery of docs/backup.md ("Twenty-year recovery"), in a RAM-backed folder.
-fn stock_recovery(ram: &Path, custodians: &[(&Path, &Path)], backup_file: &Path) -> String {
-    tool("gfcombine", "libgfshare-bin");
-    let mut script = String::new();
-    for (i, (identity, share)) in custodians.iter().enumerate() {
-        script.push_str(&format!(
-            "age -d -i {} {} > share-{i}.txt\n",
-            identity.display(),
-            share.display()
-        ));
-    }
-    script.push_str(
-        "for s in share-*.txt; do\n\
-           sed -n 's/^gfshare-data: //p' \"$s\" | base64 -d > \"$(sed -n 's/^gfshare-file: //p' \"$s\")\"\n\
-         done\n\
-         gfcombine -o identity.txt identity-*.0*\n",
-    );
-    script.push_str(&format!(
-        "age -d -i identity.txt {} | openssl pkey -pubout\n",
-        backup_file.display()
-    ));
-    shell(ram, &script, b"")
 }
 
 /// docs/backup.md's stock restore: the recovered key into a fresh SoftHSM token with
@@ -369,10 +178,10 @@ fn stock_restore_into_token(ram: &Path, backup_file: &Path, key: &MemorySigner) 
         so = TEST_SO_PIN,
         backup = backup_file.display(),
     );
-    let out = shell(ram, &script, b"");
+    let out = shell(ram, &script);
     assert!(out.contains("Signature Verified Successfully"), "{out}");
     assert!(out.contains("Access:     sensitive"), "{out}");
-    assert_no_plaintext_keys(&[hsm.path(), ram], &[key]);
+    assert_no_plaintext_keys_with_ram(&[hsm.path(), ram], &[key]);
 }
 
 #[test]
@@ -439,12 +248,11 @@ fn a_2_of_3_split_recombines_with_gfcombine_and_decrypts_with_stock_age() {
             people[0].0.display(),
             share_paths[0].display()
         ),
-        b"",
     );
     assert!(one.contains("refused"), "{one}");
     let mut dirs: Vec<&Path> = vec![dir.path(), ram.path()];
     dirs.extend(rams.iter().map(|r| r.path()));
-    assert_no_plaintext_keys(&dirs, &[backup.key()]);
+    assert_no_plaintext_keys_with_ram(&dirs, &[backup.key()]);
 }
 
 fn message(e: Error) -> (String, BackupProblem) {
@@ -623,7 +431,6 @@ fn notary_key_files_written_by_notary_are_read() {
     let rsa = shell(
         dir.path(),
         "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -pass pass:throwaway -aes-256-cbc",
-        b"",
     );
     let err = notary_key::read("rsa", rsa.as_bytes(), Some(&Pin::new("throwaway".into())));
     let problem = notary_problem(err.unwrap_err());
@@ -633,40 +440,11 @@ fn notary_key_files_written_by_notary_are_read() {
     );
 }
 
-fn docker(config: &Path, args: &[&str], passphrase: &str) -> Output {
-    let docker = std::env::var_os("DOCKER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tool("docker", "docker.io"));
-    Command::new(docker)
-        .args(args)
-        .env("DOCKER_CONFIG", config)
-        .env("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", passphrase)
-        .env_remove("DOCKER_HOST")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_key_made_by_docker_trust_key_generate_is_read() {
     let dir = scratch("rk-backup-test-");
     let config = dir.path().join("docker-config");
-    let out = check(
-        docker(
-            &config,
-            &[
-                "trust",
-                "key",
-                "generate",
-                "ci-signer",
-                "--dir",
-                dir.path().to_str().unwrap(),
-            ],
-            "throwaway-docker-pass",
-        ),
-        "docker trust key generate",
-    );
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let said = docker_key_generate(&config, "ci-signer", dir.path(), "throwaway-docker-pass");
     let private_dir = config.join("trust/private");
     let files: Vec<PathBuf> = std::fs::read_dir(&private_dir)
         .unwrap()
@@ -750,23 +528,7 @@ fn an_exported_key_is_loaded_by_notary_and_docker() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = dir.path().join("docker-config");
-    let out = check(
-        docker(
-            &config,
-            &[
-                "trust",
-                "key",
-                "load",
-                file.to_str().unwrap(),
-                "--name",
-                "ci-signer",
-            ],
-            passphrase.expose(),
-        ),
-        "docker trust key load",
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("Successfully imported key"), "{said}");
+    docker_key_load(&config, &file, "ci-signer", passphrase.expose());
     let loaded = config
         .join("trust/private")
         .join(notary_key::file_name(signer.public_key()));
@@ -775,14 +537,6 @@ fn an_exported_key_is_loaded_by_notary_and_docker() {
     assert_eq!(back.key().public_key(), signer.public_key());
     assert_eq!(back.role.as_deref(), Some("ci-signer"));
     assert_no_plaintext_keys(&[dir.path()], &[&targets, &signer]);
-}
-
-fn softhsm_module() -> PathBuf {
-    rootkeeper::backend::pkcs11::SOFTHSM_MODULE_PATHS
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("SoftHSM: apt-get install softhsm2")
 }
 
 /// Runs in a process of its own (SoftHSM reads SOFTHSM2_CONF once per process): imports a key
@@ -842,7 +596,7 @@ fn pkcs11_import_child() {
 
 #[test]
 fn pkcs11_import_is_sensitive_non_extractable_and_signs() {
-    let pkcs11_tool = tool("pkcs11-tool", "opensc");
+    tool("pkcs11-tool", "opensc");
     let hsm = SoftHsm::new();
     let out = scratch("rk-backup-test-");
     let child = Command::new(std::env::current_exe().unwrap())
@@ -864,37 +618,12 @@ fn pkcs11_import_is_sensitive_non_extractable_and_signs() {
         String::from_utf8_lossy(&child.stderr)
     );
     let id = std::fs::read_to_string(out.path().join("id.hex")).unwrap();
-    let module = softhsm_module();
-    let p11 = |args: &[&str]| {
-        let output = Command::new(&pkcs11_tool)
-            .arg("--module")
-            .arg(&module)
-            .args(["--token-label", "import-test", "--login", "--pin", TEST_PIN])
-            .args(args)
-            .env("SOFTHSM2_CONF", hsm.path().join("softhsm2.conf"))
-            .output()
-            .unwrap();
-        String::from_utf8(check(output, "pkcs11-tool").stdout).unwrap()
-    };
-    let objects = p11(&["--list-objects", "--type", "privkey"]);
-    let access = objects
-        .lines()
-        .find(|l| l.trim_start().starts_with("Access:"))
-        .unwrap_or_else(|| panic!("{objects}"));
-    assert!(access.contains("sensitive"), "{objects}");
-    assert!(
-        !access.contains("extractable") || access.contains("never extractable"),
-        "{objects}"
+    // Sensitive, never extractable, not local (imported), under the child's CKA_ID.
+    assert_eq!(
+        assert_imported_private_key(&hsm, "import-test", "root-2026"),
+        id
     );
-    assert!(
-        !access.contains("local"),
-        "an imported key must not claim to be local: {objects}"
-    );
-    assert!(
-        objects.contains("root-2026") && objects.contains(&id),
-        "{objects}"
-    );
-    let publics = p11(&["--list-objects", "--type", "pubkey"]);
+    let publics = p11(&hsm, "import-test", &["--list-objects", "--type", "pubkey"]);
     assert!(
         publics.contains("root-2026") && publics.contains(&id),
         "{publics}"
@@ -902,32 +631,9 @@ fn pkcs11_import_is_sensitive_non_extractable_and_signs() {
 
     // Sign a SHA-256 digest with pkcs11-tool (CKM_ECDSA), verify with openssl.
     let work = out.path();
-    std::fs::write(work.join("message"), b"rootkeeper import test").unwrap();
-    shell(work, "openssl dgst -sha256 -binary message > digest", b"");
-    p11(&[
-        "--sign",
-        "--mechanism",
-        "ECDSA",
-        "--id",
-        &id,
-        "--signature-format",
-        "openssl",
-        "--input-file",
-        work.join("digest").to_str().unwrap(),
-        "--output-file",
-        work.join("signature").to_str().unwrap(),
-    ]);
-    let verified = shell(
-        work,
-        "openssl pkeyutl -verify -pubin -inkey public.pem -in digest -sigfile signature",
-        b"",
-    );
-    assert!(
-        verified.contains("Signature Verified Successfully"),
-        "{verified}"
-    );
+    assert_token_signs(&hsm, "import-test", ["--id", &id], work);
     // Neither the token directory nor the scratch folders hold the key in the clear.
-    assert_no_secret_forms(&[hsm.path(), work], &forms_from_child(&said));
+    assert_none_found(&[hsm.path(), work], &ALL_MARKERS, &forms_from_child(&said));
 }
 
 /// The test-only age plugin (hsm-tests/fixtures/backup/plugin, no security) on PATH.
@@ -1036,7 +742,6 @@ fn plugin_recipients_work_with_rootkeeper_and_stock_age() {
             "export PATH={}\nage -d -i plugin.identity targets.backup | openssl pkey -pubout",
             path.to_str().unwrap()
         ),
-        b"",
     );
     assert_eq!(out, public);
     let ram = ram_scratch();
@@ -1054,8 +759,11 @@ fn plugin_recipients_work_with_rootkeeper_and_stock_age() {
             path = path.to_str().unwrap(),
             dir = dir.path().display()
         ),
-        b"",
     );
     assert_eq!(recovered, public);
-    assert_no_secret_forms(&[dir.path(), ram.path()], &forms_from_child(&said));
+    assert_none_found(
+        &[dir.path(), ram.path()],
+        &KEY_MARKERS,
+        &forms_from_child(&said),
+    );
 }

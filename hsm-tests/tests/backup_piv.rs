@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use hsm_tests::SoftHsm;
+use hsm_tests::{SoftHsm, strs};
 use piv_emu::harness::{CardOptions, VirtualCard};
 
 mod backup_common;
@@ -47,23 +47,13 @@ fn an_in_memory_key_goes_into_a_yubikey_slot_and_a_softhsm_token() {
     let pin = setup_with(&hsm, SERIAL, "471193", "87654321");
     hsm.token("custodian-b");
     let (alice, a) = age_keygen(hsm.path(), "alice");
-    let generated = hsm.ok_json(&[
-        "key",
-        "generate",
-        "--token",
-        &yk_uri("9c", &pin),
-        "--import-to",
-        &format!("pkcs11:token=custodian-b{}", hsm.pin_query()),
-        "--label",
+    let tokens = [yk_uri("9c", &pin), hsm.token_uri("custodian-b")];
+    let generated = hsm.ok_json(&strs(&generate_args(
+        &strs(&tokens),
         "root-2026",
-        "--role",
         "root",
-        "--in-memory",
-        "--backup-to",
-        &a,
-        "--backup-out",
-        "root.backup",
-    ]);
+        &["--backup-to", &a, "--backup-out", "root.backup"],
+    )));
     assert_eq!(
         generated["policy"], "in-memory-with-backups",
         "{generated:#}"
@@ -101,37 +91,13 @@ fn an_in_memory_key_goes_into_a_yubikey_slot_and_a_softhsm_token() {
     let err = hsm.fails(1, &["key", "attest", &yk_uri("9c", &pin)]);
     assert!(err.contains("imported"), "{err}");
     // The drill compares both tokens.
-    let out = hsm.ok(&[
-        "backup",
-        "verify",
-        "root.backup",
-        "--identity",
-        alice.to_str().unwrap(),
-    ]);
+    let out = drill(&hsm, "root.backup", &alice);
     assert_eq!(out.matches("holds the same key").count(), 2, "{out}");
     // Restore into another slot is refused for a filled slot, and works into an empty one.
-    let err = hsm.fails(
-        1,
-        &[
-            "backup",
-            "restore",
-            "root.backup",
-            "--identity",
-            alice.to_str().unwrap(),
-            "--token",
-            &yk_uri("9c", &pin),
-        ],
-    );
+    let restore = |slot: &str| restore_args("root.backup", &alice, &yk_uri(slot, &pin));
+    let err = hsm.fails(1, &strs(&restore("9c")));
     assert!(one_error(&err).contains("slot 9c"), "{err}");
-    hsm.ok(&[
-        "backup",
-        "restore",
-        "root.backup",
-        "--identity",
-        alice.to_str().unwrap(),
-        "--token",
-        &yk_uri("9d", &pin),
-    ]);
+    hsm.ok(&strs(&restore("9d")));
     let list = hsm.ok_json(&["token", "list"]);
     let slots = yubikey(&list, SERIAL)["slots"].as_array().unwrap().clone();
     assert!(

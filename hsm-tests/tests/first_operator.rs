@@ -65,10 +65,6 @@ fn targets(hsm: &SoftHsm) -> String {
     hsm.key_uri("repo", "targets")
 }
 
-fn snapshot(hsm: &SoftHsm) -> String {
-    hsm.key_uri("repo", "snapshot")
-}
-
 /// The signers of a role in `root status --json`, by token label.
 fn signer(hsm: &SoftHsm, gun: &str, role: &str, token: &str) -> Value {
     let status = hsm.ok_json(&["root", "status", "--gun", gun]);
@@ -96,9 +92,8 @@ fn write_file(hsm: &SoftHsm, name: &str, text: &str) -> String {
 
 #[test]
 fn signing_an_exported_root_is_refused_saying_what_was_exported_and_what_to_do() {
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/exported";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     hsm.sign_2_of_3(gun, &roots);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "export"]);
     let record: Value = serde_json::from_slice(
@@ -155,9 +150,8 @@ fn signing_an_exported_root_is_refused_saying_what_was_exported_and_what_to_do()
 
 #[test]
 fn a_signature_is_taken_back_from_a_draft_without_any_login() {
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/unsign";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     hsm.sign_2_of_3(gun, &roots);
     assert!(pending(&hsm, gun, "snapshot.json").exists());
     let b = signer(&hsm, gun, "root", "root-b");
@@ -279,18 +273,7 @@ fn a_signature_is_taken_back_from_a_draft_without_any_login() {
     }
 
     // The ceremony goes on: sign again and export.
-    hsm.ok(&[
-        "root",
-        "sign",
-        "--gun",
-        gun,
-        "--key",
-        &roots[2],
-        "--key",
-        &targets(&hsm),
-        "--key",
-        &snapshot(&hsm),
-    ]);
+    hsm.sign_with_repo_keys(gun, &[&roots[2]]);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "export"]);
 }
 
@@ -298,9 +281,8 @@ fn a_signature_is_taken_back_from_a_draft_without_any_login() {
 
 #[test]
 fn root_sign_checks_every_key_before_any_login() {
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/before-login";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     let spare = hsm.key("root-c", "spare", "root");
     let spare_id = hsm.ok_json(&["key", "list"])["inventory"]
         .as_array()
@@ -400,9 +382,8 @@ fn root_sign_checks_every_key_before_any_login() {
 
 #[test]
 fn the_plan_with_root_keys_and_fingerprint_comes_before_the_pin_and_dry_run_signs_nothing() {
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/plan";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     let status = hsm.ok_json(&["root", "status", "--gun", gun]);
     let draft = &status["drafts"][0];
     let fp = &draft["fingerprint"];
@@ -570,10 +551,9 @@ fn many_drafts_are_summed_up_before_the_pin_each_with_its_fingerprint() {
 
 #[test]
 fn a_wrong_trust_directory_is_named_and_never_created() {
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/where";
     let other = "registry.example.com/first/where-else";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     another_draft(&hsm, &roots, other);
 
     // Another, existing trust directory (the custodian's own, say): no draft there.
@@ -678,10 +658,9 @@ fn a_wrong_trust_directory_is_named_and_never_created() {
 
 #[test]
 fn export_into_another_repositorys_folder_is_refused() {
-    let hsm = SoftHsm::new();
     let first = "registry.example.com/first/one";
     let second = "registry.example.com/first/two";
-    let roots = hsm.draft_2_of_3(first, None);
+    let (hsm, roots) = SoftHsm::with_draft(first);
     another_draft(&hsm, &roots, second);
     for gun in [first, second] {
         hsm.sign_2_of_3(gun, &roots);
@@ -707,9 +686,8 @@ fn export_into_another_repositorys_folder_is_refused() {
 #[test]
 fn the_witness_reads_the_status_while_a_custodian_sits_at_the_pin() {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/witness";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     let fifo = hsm.path().join("pin-fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -908,24 +886,16 @@ fn publishing_what_is_already_published_says_so_and_succeeds() {
     let server = NotaryServer::start();
     let gun = "registry.example.com/first/published";
     hsm.export_1_of_1(&server, gun, "export");
-    let publish = [
-        "--yes",
-        "server",
-        "publish",
-        "export",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-    ];
-    let first = hsm.ok(&publish);
+    let mut publish = vec!["--yes".to_owned()];
+    publish.extend(server.publish_args("export", gun));
+    let first = hsm.ok(&strs(&publish));
     assert!(
         first.contains(&format!(
             "{gun}: published root, targets, snapshot; the server serves root v1 byte for byte"
         )),
         "{first}"
     );
-    let run = hsm.run(&publish);
+    let run = hsm.run(&strs(&publish));
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.contains(&format!(
@@ -935,7 +905,7 @@ fn publishing_what_is_already_published_says_so_and_succeeds() {
         run.stdout
     );
     // Without --yes and without a terminal it still needs no confirmation: nothing is sent.
-    let run = hsm.run(&publish[1..]);
+    let run = hsm.run(&strs(&publish[1..]));
     assert_eq!(run.code, 0, "{}", run.stderr);
     server.assert_trusts(&hsm, gun);
 }
@@ -961,9 +931,8 @@ fn documented_rules() -> Vec<String> {
 
 #[test]
 fn root_verify_checks_every_file_given_and_lists_the_documented_rules() {
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/verify";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     hsm.sign_2_of_3(gun, &roots);
     let out = hsm.ok(&["root", "export", "--gun", gun, "--out", "export"]);
     let documented = documented_rules();
@@ -1120,9 +1089,8 @@ fn field_names(value: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn every_json_document_names_its_fields_in_snake_case_and_usage_errors_are_json() {
-    let hsm = SoftHsm::new();
     let gun = "registry.example.com/first/json";
-    let roots = hsm.draft_2_of_3(gun, None);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
     let mut docs = vec![
         hsm.ok_json(&["token", "list"]),
         hsm.ok_json(&["key", "list"]),
@@ -1146,18 +1114,7 @@ fn every_json_document_names_its_fields_in_snake_case_and_usage_errors_are_json(
             &roots[0],
             "--dry-run",
         ]),
-        hsm.ok_json(&[
-            "root",
-            "sign",
-            "--gun",
-            gun,
-            "--key",
-            &roots[1],
-            "--key",
-            &targets(&hsm),
-            "--key",
-            &snapshot(&hsm),
-        ]),
+        hsm.ok_json(&strs(&hsm.sign_args(gun, &[&roots[1]]))),
         hsm.ok_json(&["root", "verify", "--gun", gun]),
         hsm.ok_json(&["root", "export", "--gun", gun, "--out", "export"]),
         hsm.ok_json(&["inspect", "export/root.json"]),
@@ -1225,22 +1182,8 @@ fn docker_trust_inspect_sees_the_published_root() {
     }
     let hsm = SoftHsm::new();
     let server = NotaryServer::start_tls();
-    let ca = server.ca_file().display().to_string();
     let gun = "registry.example.com/first/docker";
-    let roots = hsm.standard_keys();
-    hsm.ok(&[
-        "server",
-        "timestamp-key",
-        "--server",
-        &server.url,
-        "--ca",
-        &ca,
-        "--gun",
-        gun,
-        "--out",
-        "ts.json",
-    ]);
-    another_draft(&hsm, &roots, gun);
+    let roots = hsm.draft_2_of_3(gun, Some(&server));
     let status = hsm.ok_json(&["root", "status", "--gun", gun]);
     let certs: Vec<String> = status["drafts"][0]["root"]["signers"]
         .as_array()
@@ -1250,18 +1193,7 @@ fn docker_trust_inspect_sees_the_published_root() {
         .collect();
     hsm.sign_2_of_3(gun, &roots);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "export"]);
-    hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        "export",
-        "--server",
-        &server.url,
-        "--ca",
-        &ca,
-        "--gun",
-        gun,
-    ]);
+    hsm.publish(&server, "export", gun);
 
     let config = hsm.path().join("docker-config");
     let host = server.url.trim_start_matches("https://");

@@ -2567,32 +2567,12 @@ fn a_planted_bogus_signature_does_not_block_a_custodian() {
     let signed = std::fs::read(&pending).unwrap();
     assert_eq!(root_signatures_valid(&signed), 1);
 
-    hsm.ok(&[
-        "root",
-        "sign",
-        "--gun",
-        gun,
-        "--key",
-        &roots[1],
-        "--key",
-        &hsm.key_uri("repo", "targets"),
-        "--key",
-        &hsm.key_uri("repo", "snapshot"),
-    ]);
+    hsm.sign_with_repo_keys(gun, &[&roots[1]]);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
     let exported = std::fs::read(hsm.path().join("out/root.json")).unwrap();
     let doc: Value = serde_json::from_slice(&exported).unwrap();
     assert_eq!(doc["signatures"].as_array().unwrap().len(), 2, "{doc}");
     assert_eq!(root_signatures_valid(&exported), 2);
-    hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        "out",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-    ]);
+    hsm.publish(&server, "out", gun);
     server.assert_trusts(&hsm, gun);
 }

@@ -8,21 +8,8 @@ use rootkeeper::tuf::model::{Root, Signed};
 fn two_of_three_root_signed_on_two_days_published_and_trusted() {
     let hsm = SoftHsm::new();
     let server = NotaryServer::start();
-    let roots = hsm.standard_keys();
     let gun = "registry.example.com/admin/demo";
-    hsm.ok(&[
-        "server",
-        "timestamp-key",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-        "--out",
-        "ts.json",
-    ]);
-    let mut init = hsm.init_2_of_3(&roots, "ts.json");
-    init.extend(["--gun".into(), gun.into()]);
-    hsm.ok(&strs(&init));
+    let roots = hsm.draft_2_of_3(gun, Some(&server));
 
     // Day one: the first custodian signs.
     let out = hsm.ok(&["root", "sign", "--gun", gun, "--key", &roots[0]]);
@@ -45,18 +32,7 @@ fn two_of_three_root_signed_on_two_days_published_and_trusted() {
     assert_eq!(draft["ready"], false);
 
     // Day two: the second custodian, and the release engineer with targets and snapshot keys.
-    let out = hsm.ok(&[
-        "root",
-        "sign",
-        "--gun",
-        gun,
-        "--key",
-        &roots[2],
-        "--key",
-        &hsm.key_uri("repo", "targets"),
-        "--key",
-        &hsm.key_uri("repo", "snapshot"),
-    ]);
+    let out = hsm.sign_with_repo_keys(gun, &[&roots[2]]);
     assert!(
         out.contains("snapshot") && out.contains("ready to export: yes"),
         "{out}"
@@ -75,16 +51,7 @@ fn two_of_three_root_signed_on_two_days_published_and_trusted() {
             .exists()
     );
 
-    let out = hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        "out",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-    ]);
+    let out = hsm.publish(&server, "out", gun);
     assert!(out.contains("byte for byte"), "{out}");
     server.assert_trusts(&hsm, gun);
 
@@ -115,41 +82,7 @@ fn server_managed_snapshot() {
     let root = hsm.key("root-a", "root", "root");
     let targets = hsm.key("repo", "targets", "targets");
     let gun = "example.com/team/server-snap";
-    hsm.ok(&[
-        "server",
-        "timestamp-key",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-        "--out",
-        "ts.json",
-    ]);
-    hsm.ok(&[
-        "server",
-        "snapshot-key",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-        "--out",
-        "snap.json",
-    ]);
-    hsm.ok(&[
-        "root",
-        "init",
-        "--gun",
-        gun,
-        "--root-key",
-        &root,
-        "--targets-key",
-        &targets,
-        "--server-snapshot",
-        "--server-snapshot-key",
-        "snap.json",
-        "--timestamp-key",
-        "ts.json",
-    ]);
+    hsm.draft_server_snapshot(&server, gun, &root, &targets);
     let out = hsm.ok(&[
         "root", "sign", "--gun", gun, "--key", &root, "--key", &targets,
     ]);
@@ -159,16 +92,7 @@ fn server_managed_snapshot() {
     );
     hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
     assert!(!hsm.path().join("out/snapshot.json").exists());
-    hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        "out",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-    ]);
+    hsm.publish(&server, "out", gun);
     server.assert_trusts(&hsm, gun);
 }
 
@@ -284,8 +208,6 @@ fn publish_over_tls_needs_the_ca_and_shows_the_servers_refusal() {
     let root = hsm.key("root-a", "root", "root");
     let targets = hsm.key("repo", "targets", "targets");
     let snapshot = hsm.key("repo", "snapshot", "snapshot");
-    let ca = server.ca_file();
-    let ca = ca.to_str().unwrap();
 
     // Without the CA the server's certificate is unknown: a clear refusal, not "offline".
     let err = hsm.fails(
@@ -308,76 +230,22 @@ fn publish_over_tls_needs_the_ca_and_shows_the_servers_refusal() {
     );
 
     let init = |gun: &str, ts: &str| {
-        hsm.ok(&[
-            "root",
-            "init",
-            "--gun",
-            gun,
-            "--root-key",
-            &root,
-            "--targets-key",
-            &targets,
-            "--snapshot-key",
-            &snapshot,
-            "--timestamp-key",
-            ts,
-        ]);
-        hsm.ok(&[
-            "root", "sign", "--gun", gun, "--key", &root, "--key", &targets, "--key", &snapshot,
-        ]);
+        hsm.sign_1_of_1(gun, [&root, &targets, &snapshot], ts);
         hsm.ok(&["root", "export", "--gun", gun, "--out", gun]);
     };
     let gun = "example.com/tls/app";
-    hsm.ok(&[
-        "server",
-        "timestamp-key",
-        "--server",
-        &server.url,
-        "--ca",
-        ca,
-        "--gun",
-        gun,
-        "--out",
-        "ts.json",
-    ]);
+    hsm.timestamp_key(Some(&server), gun, "ts.json");
     init(gun, "ts.json");
-    hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        gun,
-        "--server",
-        &server.url,
-        "--ca",
-        ca,
-        "--gun",
-        gun,
-    ]);
+    hsm.publish(&server, gun, gun);
     server.assert_trusts(&hsm, gun);
 
     // A root naming a timestamp key the server does not hold: the server refuses, and says why.
     let foreign = "example.com/tls/foreign";
-    std::fs::copy(
-        hsm_tests::fixture("notary-0.7-samples/timestamp.key.json"),
-        hsm.path().join("foreign-ts.json"),
-    )
-    .unwrap();
+    hsm.timestamp_key(None, foreign, "foreign-ts.json");
     init(foreign, "foreign-ts.json");
-    let err = hsm.fails(
-        1,
-        &[
-            "--yes",
-            "server",
-            "publish",
-            foreign,
-            "--server",
-            &server.url,
-            "--ca",
-            ca,
-            "--gun",
-            foreign,
-        ],
-    );
+    let mut publish_foreign = vec!["--yes".to_owned()];
+    publish_foreign.extend(server.publish_args(foreign, foreign));
+    let err = hsm.fails(1, &strs(&publish_foreign));
     assert!(
         err.contains("answered 400") && err.contains("INVALID_UPDATE"),
         "{err}"
@@ -388,33 +256,10 @@ fn publish_over_tls_needs_the_ca_and_shows_the_servers_refusal() {
     );
     // Publishing what the server already serves is not an error: nothing to do, exit 0,
     // without a confirmation.
-    let out = hsm.ok(&[
-        "server",
-        "publish",
-        gun,
-        "--server",
-        &server.url,
-        "--ca",
-        ca,
-        "--gun",
-        gun,
-    ]);
+    let out = hsm.ok(&strs(&server.publish_args(gun, gun)));
     assert!(out.contains("already published, nothing to do"), "{out}");
     // Without confirmation and without a terminal, nothing is published.
-    let err = hsm.fails(
-        1,
-        &[
-            "server",
-            "publish",
-            foreign,
-            "--server",
-            &server.url,
-            "--ca",
-            ca,
-            "--gun",
-            foreign,
-        ],
-    );
+    let err = hsm.fails(1, &strs(&publish_foreign[1..]));
     assert!(
         err.contains("needs a confirmation") && err.contains("--yes"),
         "{err}"

@@ -13,14 +13,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use hsm_tests::{NotaryServer, Run, SoftHsm, root_signatures_valid};
+use hsm_tests::{NotaryServer, Run, SoftHsm, root_signatures_valid, write};
 use piv_emu::EmulatorCa;
 use piv_emu::card::Fault;
 use piv_emu::harness::{CardOptions, TouchDir, VirtualCard};
 use serde_json::Value;
 
 mod piv_common;
-use piv_common::{require_pcscd_ns, setup_with, write, yubikey};
+use piv_common::{require_pcscd_ns, setup_with, yubikey};
 
 const SERIAL: u32 = 12345678;
 const NEW_PIN: &str = "471193";
@@ -199,16 +199,7 @@ fn two_of_two_root_on_a_yubikey_and_softhsm_published_and_trusted() {
     hsm.key("repo", "snapshot", "snapshot");
 
     let gun = "registry.example.com/admin/yubikey";
-    hsm.ok(&[
-        "server",
-        "timestamp-key",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-        "--out",
-        "ts.json",
-    ]);
+    hsm.timestamp_key(Some(&server), gun, "ts.json");
     let (run, notices) = run_pressing(
         &hsm,
         &touch,
@@ -246,32 +237,12 @@ fn two_of_two_root_on_a_yubikey_and_softhsm_published_and_trusted() {
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", run.stdout));
     assert!(doc["signed"].is_array(), "{doc:#}");
     assert!(!run.stdout.contains("touch the YubiKey"), "{}", run.stdout);
-    hsm.ok(&[
-        "root",
-        "sign",
-        "--gun",
-        gun,
-        "--key",
-        &hsm_root,
-        "--key",
-        &hsm.key_uri("repo", "targets"),
-        "--key",
-        &hsm.key_uri("repo", "snapshot"),
-    ]);
+    hsm.sign_with_repo_keys(gun, &[&hsm_root]);
     hsm.ok(&["root", "verify", "--gun", gun]);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
     let root = std::fs::read(hsm.path().join("out/root.json")).unwrap();
     assert_eq!(root_signatures_valid(&root), 2);
-    let out = hsm.ok(&[
-        "--yes",
-        "server",
-        "publish",
-        "out",
-        "--server",
-        &server.url,
-        "--gun",
-        gun,
-    ]);
+    let out = hsm.publish(&server, "out", gun);
     assert!(out.contains("byte for byte"), "{out}");
 
     server.assert_trusts(&hsm, gun);

@@ -2,21 +2,6 @@
 
 use hsm_tests::{SoftHsm, strs};
 
-/// A SoftHSM with the standard keys, a timestamp key file and a 2-of-3 draft for `gun`.
-fn drafted(gun: &str) -> (SoftHsm, Vec<String>) {
-    let hsm = SoftHsm::new();
-    let roots = hsm.standard_keys();
-    std::fs::copy(
-        hsm_tests::fixture("notary-0.7-samples/timestamp.key.json"),
-        hsm.path().join("ts.json"),
-    )
-    .unwrap();
-    let mut init = hsm.init_2_of_3(&roots, "ts.json");
-    init.extend(["--gun".into(), gun.into()]);
-    hsm.ok(&strs(&init));
-    (hsm, roots)
-}
-
 /// The failure is one `error:` line and one `hint:` line, last (what `root sign` shows before
 /// a PIN prompt may come first).
 fn one_error_line_and_a_hint(stderr: &str) {
@@ -36,19 +21,8 @@ fn one_error_line_and_a_hint(stderr: &str) {
 #[test]
 fn export_with_one_of_two_root_signatures_is_refused() {
     let gun = "example.com/refuse/threshold";
-    let (hsm, roots) = drafted(gun);
-    hsm.ok(&[
-        "root",
-        "sign",
-        "--gun",
-        gun,
-        "--key",
-        &roots[0],
-        "--key",
-        &hsm.key_uri("repo", "targets"),
-        "--key",
-        &hsm.key_uri("repo", "snapshot"),
-    ]);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
+    hsm.sign_with_repo_keys(gun, &roots[..1]);
     let err = hsm.fails(1, &["root", "export", "--gun", gun, "--out", "out"]);
     assert!(
         err.contains("rule `root-threshold` broken: 1 of 2 required root signatures"),
@@ -72,21 +46,8 @@ fn export_with_one_of_two_root_signatures_is_refused() {
 #[test]
 fn a_root_with_one_changed_byte_is_refused() {
     let gun = "example.com/refuse/tamper";
-    let (hsm, roots) = drafted(gun);
-    hsm.ok(&[
-        "root",
-        "sign",
-        "--gun",
-        gun,
-        "--key",
-        &roots[0],
-        "--key",
-        &roots[1],
-        "--key",
-        &hsm.key_uri("repo", "targets"),
-        "--key",
-        &hsm.key_uri("repo", "snapshot"),
-    ]);
+    let (hsm, roots) = SoftHsm::with_draft(gun);
+    hsm.sign_2_of_3(gun, &roots);
     hsm.ok(&["root", "export", "--gun", gun, "--out", "out"]);
     let path = hsm.path().join("out/root.json");
     hsm.ok(&["root", "verify", path.to_str().unwrap()]);
@@ -136,7 +97,7 @@ fn a_root_with_one_changed_byte_is_refused() {
 #[test]
 fn a_wrong_pin_says_so_with_the_retry_state_and_writes_nothing() {
     let gun = "example.com/refuse/pin";
-    let (hsm, _) = drafted(gun);
+    let (hsm, _) = SoftHsm::with_draft(gun);
     let before = std::fs::read(
         hsm.trust_dir()
             .join("repos")
@@ -179,7 +140,7 @@ fn a_wrong_pin_says_so_with_the_retry_state_and_writes_nothing() {
 #[test]
 fn an_unknown_token_lists_the_tokens_present() {
     let gun = "example.com/refuse/token";
-    let (hsm, _) = drafted(gun);
+    let (hsm, _) = SoftHsm::with_draft(gun);
     let err = hsm.fails(
         1,
         &[
@@ -234,7 +195,7 @@ fn a_second_key_with_a_used_label_is_refused() {
     let hsm = SoftHsm::new();
     hsm.token("root-a");
     hsm.key("root-a", "root-2026", "root");
-    let uri = format!("pkcs11:token=root-a{}", hsm.pin_query());
+    let uri = hsm.token_uri("root-a");
     let err = hsm.fails(
         1,
         &[
@@ -262,11 +223,7 @@ fn a_second_key_with_a_used_label_is_refused() {
 fn an_expiry_in_the_past_or_an_unmeetable_threshold_is_refused() {
     let hsm = SoftHsm::new();
     let roots = hsm.standard_keys();
-    std::fs::copy(
-        hsm_tests::fixture("notary-0.7-samples/timestamp.key.json"),
-        hsm.path().join("ts.json"),
-    )
-    .unwrap();
+    hsm.timestamp_key(None, "", "ts.json");
     let targets = hsm.key_uri("repo", "targets");
     let snapshot = hsm.key_uri("repo", "snapshot");
     let base = |extra: &[&str]| -> Vec<String> {
@@ -292,9 +249,7 @@ fn an_expiry_in_the_past_or_an_unmeetable_threshold_is_refused() {
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
-    let run = |args: Vec<String>, code: i32| {
-        hsm.fails(code, &args.iter().map(String::as_str).collect::<Vec<_>>())
-    };
+    let run = |args: Vec<String>, code: i32| hsm.fails(code, &strs(&args));
     let err = run(
         base(&["--threshold", "2", "--expires", "2020-01-01T00:00:00Z"]),
         1,

@@ -657,6 +657,23 @@ fn open(
     super::open_backup(&given, identities, prompter)
 }
 
+/// Reads the backup files `paths` and opens the backup they hold; returns it with the files'
+/// names joined by `, ` (for messages about them).
+fn read_and_open(
+    paths: &[PathBuf],
+    identities: &Identities,
+    prompter: &SharedPrompter,
+) -> Result<(super::Opened, String)> {
+    let files = read_files(paths)?;
+    let joined = files
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let opened = open(&files, identities, prompter)?;
+    Ok((opened, joined))
+}
+
 /// The inventory entry of the key a backup holds, checked against the backup.
 fn entry_for<'a>(
     inventory: &'a Inventory,
@@ -852,13 +869,7 @@ pub fn restore(
     notifier: &dyn Notifier,
 ) -> Result<Placed> {
     let mut inventory = dir.inventory()?;
-    let files = read_files(&req.files)?;
-    let joined = files
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let opened = open(&files, identities, prompter)?;
+    let (opened, joined) = read_and_open(&req.files, identities, prompter)?;
     let entry = entry_for(&inventory, &opened.backup, &joined)?.clone();
     let id = entry
         .uris()
@@ -1260,13 +1271,7 @@ pub fn export_notary(
     if out.symlink_metadata().is_ok() {
         return Err(Error::FileExists { path: out });
     }
-    let read = read_files(&files)?;
-    let joined = read
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let opened = open(&read, identities, prompter)?;
+    let (opened, joined) = read_and_open(&files, identities, prompter)?;
     if opened.backup.key_id() != entry.key_id {
         return Err(Error::Backup {
             file: joined,

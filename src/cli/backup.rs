@@ -2,7 +2,6 @@
 //! options `key generate --in-memory` and `key import` share.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use rootkeeper::tuf::model::UtcTime;
 use serde_json::json;
 
 use super::key::{PinPolicyArg, TouchPolicyArg, piv_policies};
-use super::terminal::StderrNotifier;
+use super::terminal::{StderrNotifier, ask_secret};
 use super::{Ctx, Output, json, usage};
 
 #[derive(Debug, Subcommand)]
@@ -188,15 +187,7 @@ pub struct PluginPrompter;
 
 impl Prompter for PluginPrompter {
     fn secret(&self, prompt: &str) -> rootkeeper::Result<Option<Pin>> {
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return Ok(None);
-        }
-        dialoguer::Password::new()
-            .with_prompt(prompt)
-            .allow_empty_password(true)
-            .interact()
-            .map(|p| Some(Pin::new(p)))
-            .map_err(|e| rootkeeper::Error::Cancelled(format!("nothing entered: {e}")))
+        ask_secret(prompt, "nothing entered")
     }
 
     fn notifier(&self) -> Rc<dyn Notifier> {

@@ -123,17 +123,23 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Asks for a secret on the terminal without echo; `None` without a terminal. `nothing` says
+/// what the refusal reports when nothing could be read (`no PIN entered`).
+pub fn ask_secret(prompt: &str, nothing: &str) -> rootkeeper::Result<Option<Pin>> {
+    if !interactive() {
+        return Ok(None);
+    }
+    dialoguer::Password::new()
+        .with_prompt(prompt)
+        .allow_empty_password(true)
+        .interact()
+        .map(|p| Some(Pin::new(p)))
+        .map_err(|e| rootkeeper::Error::Cancelled(format!("{nothing}: {e}")))
+}
+
 impl Prompter for TerminalPrompter {
     fn secret(&self, prompt: &str) -> rootkeeper::Result<Option<Pin>> {
-        if !interactive() {
-            return Ok(None);
-        }
-        dialoguer::Password::new()
-            .with_prompt(prompt)
-            .allow_empty_password(true)
-            .interact()
-            .map(|p| Some(Pin::new(p)))
-            .map_err(|e| rootkeeper::Error::Cancelled(format!("no PIN entered: {e}")))
+        ask_secret(prompt, "no PIN entered")
     }
 
     fn notifier(&self) -> Rc<dyn Notifier> {

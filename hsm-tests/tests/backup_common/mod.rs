@@ -1,5 +1,5 @@
-//! Helpers for the backup command tests (`backup_cli.rs`, `backup_piv.rs`): stock tools, and
-//! the scan for unencrypted keys every test ends with.
+//! Helpers for the backup tests (`backup_cli.rs`, `backup_piv.rs`, `backup_lib.rs`): stock
+//! tools, scratch folders, and the scan for unencrypted keys every test ends with.
 
 // Each test binary uses only some of these.
 #![allow(dead_code)]
@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hsm_tests::SoftHsm;
 use rootkeeper::backend::memory::MemorySigner;
-use rootkeeper::backup::{self, EncryptedFile, Identities};
+use rootkeeper::backup::{self, EncryptedFile, Identities, SharedPrompter};
 use rootkeeper::secret::NoPrompter;
 
 /// A stock tool on PATH, or a failure that names its Debian package.
@@ -29,6 +29,7 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
         })
 }
 
+/// Insists that `output` (of `what`) is a success, showing what it printed if not.
 pub fn check(output: Output, what: &str) -> Output {
     assert!(
         output.status.success(),
@@ -56,8 +57,27 @@ pub fn shell_env(dir: &Path, script: &str, env: &[(&str, &Path)], stdin: &[u8]) 
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `bash -euo pipefail -c script` in `dir`; returns stdout.
 pub fn shell(dir: &Path, script: &str) -> String {
     shell_env(dir, script, &[], b"")
+}
+
+/// A prompter that never asks (no terminal in these tests).
+pub fn prompter() -> SharedPrompter {
+    Arc::new(NoPrompter)
+}
+
+/// A scratch folder under the temporary directory.
+pub fn scratch(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
+}
+
+/// A RAM-backed scratch folder, as docs/backup.md tells custodians to use.
+pub fn ram_scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("rk-backup-ram-")
+        .tempdir_in("/dev/shm")
+        .expect("/dev/shm (tmpfs) for recovered identities")
 }
 
 /// A custodian's identity made by the stock `age-keygen`: (identity file, recipient).
@@ -95,6 +115,28 @@ pub fn stock_public_key(identity: &Path, file: &Path) -> String {
     )
 }
 
+/// `age -d FILE | openssl pkey -pubout` for a passphrase backup: age reads a passphrase only
+/// from a terminal, and `script` gives it one.
+pub fn stock_public_key_with_passphrase(file: &Path, passphrase: &str) -> String {
+    tool("script", "bsdutils");
+    tool("age", "age");
+    tool("openssl", "openssl");
+    let out = shell_env(
+        Path::new("/"),
+        &format!(
+            "script -qec \"age -d '{}' | openssl pkey -pubout\" /dev/null",
+            file.display()
+        ),
+        &[],
+        format!("{passphrase}\n").as_bytes(),
+    )
+    .replace('\r', "");
+    let begin = out
+        .find("-----BEGIN PUBLIC KEY-----")
+        .unwrap_or_else(|| panic!("{out}"));
+    out[begin..].to_owned()
+}
+
 /// A base64 DER SubjectPublicKeyInfo (the inventory's form) as PEM.
 pub fn spki_pem(b64: &str) -> String {
     let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
@@ -106,15 +148,48 @@ pub fn spki_pem(b64: &str) -> String {
     pem
 }
 
-/// The key inside a backup (opened with rootkeeper's library in this process, which cannot
-/// dump core): only to learn what to search the disk for.
-pub fn key_in_backup(files: &[&Path], identities: &[&Path]) -> MemorySigner {
+/// The stock recovery of docs/backup.md ("Twenty-year recovery"), in the RAM-backed folder
+/// `ram`: each custodian's (identity, share file) decrypted with age, the shares recombined
+/// with gfcombine, and the backup decrypted with the recombined identity. Returns the public
+/// key (PEM) of the key inside.
+pub fn stock_recovery(ram: &Path, custodians: &[(&Path, &Path)], backup_file: &Path) -> String {
+    tool("gfcombine", "libgfshare-bin");
+    let mut script = String::new();
+    for (i, (identity, share)) in custodians.iter().enumerate() {
+        script.push_str(&format!(
+            "age -d -i {} {} > share-{i}.txt\n",
+            identity.display(),
+            share.display()
+        ));
+    }
+    script.push_str(
+        "for s in share-*.txt; do\n\
+           sed -n 's/^gfshare-data: //p' \"$s\" | base64 -d > \"$(sed -n 's/^gfshare-file: //p' \"$s\")\"\n\
+         done\n\
+         gfcombine -o identity.txt identity-*.0*\n",
+    );
+    script.push_str(&format!(
+        "age -d -i identity.txt {} | openssl pkey -pubout\n",
+        backup_file.display()
+    ));
+    shell(ram, &script)
+}
+
+/// The age identity files `paths`, loaded for rootkeeper's library.
+pub fn identities(paths: &[&Path]) -> Identities {
     let mut ids = Identities::new();
-    for id in identities {
-        let text = std::fs::read_to_string(id).unwrap();
-        ids.add_identity_file(&id.display().to_string(), &text)
+    for path in paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        ids.add_identity_file(&path.display().to_string(), &text)
             .unwrap();
     }
+    ids
+}
+
+/// The key inside a backup (opened with rootkeeper's library in this process, which cannot
+/// dump core): only to learn what to search the disk for.
+pub fn key_in_backup(files: &[&Path], identity_files: &[&Path]) -> MemorySigner {
+    let ids = identities(identity_files);
     let bytes: Vec<(String, Vec<u8>)> = files
         .iter()
         .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
@@ -123,8 +198,7 @@ pub fn key_in_backup(files: &[&Path], identities: &[&Path]) -> MemorySigner {
         .iter()
         .map(|(name, bytes)| EncryptedFile { name, bytes })
         .collect();
-    let prompter: backup::SharedPrompter = Arc::new(NoPrompter);
-    backup::open_backup(&given, &ids, &prompter)
+    backup::open_backup(&given, &ids, &prompter())
         .unwrap()
         .backup
         .into_key()
@@ -145,17 +219,33 @@ pub fn secret_forms(key: &MemorySigner) -> Vec<Vec<u8>> {
     ]
 }
 
+/// Unencrypted PEM private keys and backup documents: found nowhere, not even in the RAM
+/// scratch folder of a stock recovery.
+pub const KEY_MARKERS: [&[u8]; 3] = [
+    b"-----BEGIN PRIVATE KEY-----",
+    b"-----BEGIN EC PRIVATE KEY-----",
+    b"rootkeeper-key-backup:",
+];
+
+/// [`KEY_MARKERS`], share documents and age identities: all a folder outside RAM must not hold.
+pub const ALL_MARKERS: [&[u8]; 5] = [
+    KEY_MARKERS[0],
+    KEY_MARKERS[1],
+    KEY_MARKERS[2],
+    b"rootkeeper-backup-share:",
+    b"AGE-SECRET-KEY-1",
+];
+
 /// Fails if any file under `dirs` holds an unencrypted PEM private key, a backup or share
 /// document, or a secret form of `keys`.
 pub fn assert_no_plaintext_keys(dirs: &[&Path], keys: &[&MemorySigner]) {
     let forms: Vec<Vec<u8>> = keys.iter().flat_map(|k| secret_forms(k)).collect();
-    let markers: [&[u8]; 5] = [
-        b"-----BEGIN PRIVATE KEY-----",
-        b"-----BEGIN EC PRIVATE KEY-----",
-        b"rootkeeper-key-backup:",
-        b"rootkeeper-backup-share:",
-        b"AGE-SECRET-KEY-1",
-    ];
+    assert_none_found(dirs, &ALL_MARKERS, &forms);
+}
+
+/// Fails if any file under `dirs` holds one of `markers` or one of `forms` (the secret forms
+/// of keys, [`secret_forms`]). Custodians' own `*.identity.txt` files may hold an age identity.
+pub fn assert_none_found(dirs: &[&Path], markers: &[&[u8]], forms: &[Vec<u8>]) {
     let mut stack: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
     let mut files = 0;
     while let Some(path) = stack.pop() {
@@ -180,7 +270,7 @@ pub fn assert_no_plaintext_keys(dirs: &[&Path], keys: &[&MemorySigner]) {
                 String::from_utf8_lossy(marker)
             );
         }
-        for form in &forms {
+        for form in forms {
             assert!(
                 !bytes.windows(form.len()).any(|w| w == form.as_slice()),
                 "{} holds a secret form of a key the test made",
@@ -191,16 +281,20 @@ pub fn assert_no_plaintext_keys(dirs: &[&Path], keys: &[&MemorySigner]) {
     assert!(files > 0, "the scan found no files at all");
 }
 
-/// OpenSC's `pkcs11-tool` on a token of `hsm`'s SoftHSM, logged in.
-pub fn p11(hsm: &SoftHsm, token: &str, args: &[&str]) -> String {
-    let module = rootkeeper::backend::pkcs11::SOFTHSM_MODULE_PATHS
+/// SoftHSM's PKCS#11 module.
+pub fn softhsm_module() -> PathBuf {
+    rootkeeper::backend::pkcs11::SOFTHSM_MODULE_PATHS
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-        .expect("SoftHSM: apt-get install softhsm2");
+        .expect("SoftHSM: apt-get install softhsm2")
+}
+
+/// OpenSC's `pkcs11-tool` on a token of `hsm`'s SoftHSM, logged in.
+pub fn p11(hsm: &SoftHsm, token: &str, args: &[&str]) -> String {
     let output = Command::new(tool("pkcs11-tool", "opensc"))
         .arg("--module")
-        .arg(&module)
+        .arg(softhsm_module())
         .args([
             "--token-label",
             token,
@@ -245,6 +339,40 @@ pub fn assert_imported_private_key(hsm: &SoftHsm, token: &str, label: &str) -> S
         .to_owned()
 }
 
+/// Signs with pkcs11-tool the key `select` (`["--label", LABEL]` or `["--id", HEX]`) of
+/// `token` (CKM_ECDSA over the SHA-256 of a message, in openssl's signature format) and
+/// verifies the signature with openssl against the public key in `work/public.pem`.
+pub fn assert_token_signs(hsm: &SoftHsm, token: &str, select: [&str; 2], work: &Path) {
+    std::fs::write(work.join("message"), b"rootkeeper test signature").unwrap();
+    shell(work, "openssl dgst -sha256 -binary message > digest");
+    let (digest, signature) = (work.join("digest"), work.join("signature"));
+    p11(
+        hsm,
+        token,
+        &[
+            "--sign",
+            "--mechanism",
+            "ECDSA",
+            select[0],
+            select[1],
+            "--signature-format",
+            "openssl",
+            "--input-file",
+            digest.to_str().unwrap(),
+            "--output-file",
+            signature.to_str().unwrap(),
+        ],
+    );
+    let verified = shell(
+        work,
+        "openssl pkeyutl -verify -pubin -inkey public.pem -in digest -sigfile signature",
+    );
+    assert!(
+        verified.contains("Signature Verified Successfully"),
+        "{verified}"
+    );
+}
+
 /// The public key object `label` on a token, read with pkcs11-tool, as PEM (openssl).
 pub fn token_public_key(hsm: &SoftHsm, token: &str, label: &str, work: &Path) -> String {
     let der = work.join(format!("{token}-{label}.pub.der"));
@@ -276,4 +404,94 @@ pub fn one_error(stderr: &str) -> String {
         "one error line and one hint line:\n{stderr}"
     );
     lines[0].to_owned()
+}
+
+/// The `docker` CLI (`DOCKER`, else the one on PATH) with `DOCKER_CONFIG=config` and
+/// `passphrase` for the keys it writes; client side only (no daemon).
+pub fn docker(config: &Path, args: &[&str], passphrase: &str) -> Output {
+    let docker = std::env::var_os("DOCKER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tool("docker", "docker.io"));
+    Command::new(docker)
+        .args(args)
+        .env("DOCKER_CONFIG", config)
+        .env("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", passphrase)
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `docker trust key generate NAME --dir DIR` (the public key into `dir`, the private key
+/// into `config`), insisting it succeeds; returns what docker said.
+pub fn docker_key_generate(config: &Path, name: &str, dir: &Path, passphrase: &str) -> String {
+    let args = [
+        "trust",
+        "key",
+        "generate",
+        name,
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    let out = check(
+        docker(config, &args, passphrase),
+        "docker trust key generate",
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `docker trust key load FILE --name NAME`, insisting it succeeds and that docker says it
+/// imported the key.
+pub fn docker_key_load(config: &Path, file: &Path, name: &str, passphrase: &str) {
+    let args = [
+        "trust",
+        "key",
+        "load",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+    ];
+    let out = check(docker(config, &args, passphrase), "docker trust key load");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Successfully imported key"), "{said}");
+}
+
+/// `backup verify FILE --identity IDENTITY` (the drill), insisting it succeeds; returns stdout.
+pub fn drill(hsm: &SoftHsm, file: &str, identity: &Path) -> String {
+    hsm.ok(&[
+        "backup",
+        "verify",
+        file,
+        "--identity",
+        identity.to_str().unwrap(),
+    ])
+}
+
+/// `backup restore FILE --identity IDENTITY --token URI` arguments.
+pub fn restore_args(file: &str, identity: &Path, token: &str) -> Vec<String> {
+    [
+        "backup",
+        "restore",
+        file,
+        "--identity",
+        identity.to_str().unwrap(),
+        "--token",
+        token,
+    ]
+    .map(String::from)
+    .into()
+}
+
+/// `key generate --in-memory` arguments: key `label` with `role` into the token URIs
+/// `tokens` (the first as `--token`, the others as `--import-to`), then `extra` (backups).
+pub fn generate_args(tokens: &[&str], label: &str, role: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["key", "generate", "--token", tokens[0]]
+        .map(String::from)
+        .into();
+    for t in &tokens[1..] {
+        args.extend(["--import-to".into(), t.to_string()]);
+    }
+    args.extend(["--label", label, "--role", role, "--in-memory"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }

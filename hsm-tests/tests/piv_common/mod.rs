@@ -4,9 +4,9 @@
 // Each test binary uses only some of these.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use hsm_tests::SoftHsm;
+use hsm_tests::{SoftHsm, write};
 use piv_emu::harness::in_private_pcscd;
 use serde_json::Value;
 
@@ -17,13 +17,6 @@ pub fn require_pcscd_ns() {
         in_private_pcscd(),
         "this test needs the private pcscd with emulated cards: run it as `hsm-tests/piv/pcscd-ns cargo test -p hsm-tests --test <file> -- --ignored --test-threads=1` (hsm-tests/run does)"
     );
-}
-
-/// Writes `text` and a newline to `dir/name`.
-pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{text}\n")).unwrap();
-    path
 }
 
 /// `token setup` of YubiKey `serial` with new PIN and PUK files; returns the PIN file.
