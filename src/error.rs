@@ -666,7 +666,7 @@ impl Error {
             Error::Request { hint, .. } => (*hint).into(),
             Error::ExportRefused { .. } => "export-notary writes only keys that existed outside hardware (in-memory with backups, or imported), from their backup; a root key needs --allow-root".into(),
             Error::PcscUnavailable { .. } => "YubiKeys are reached through pcscd: install and start it (apt-get install pcscd; systemctl start pcscd.socket, or run pcscd)".into(),
-            Error::PullRefused { .. } => "the server does not serve the repository this trust directory made; do not sign anything on top of it until you know why (another publisher, a wrong --server or --gun, or an attack)".into(),
+            Error::PullRefused { .. } => "the server does not serve the repository this trust directory keeps; do not sign anything on top of it until you know why (another publisher, a wrong --server or --gun, or an attack)".into(),
             Error::Rollback { .. } => "a server (or someone between it and you) is serving old metadata, which would undo revocations; do not sign on top of it, and ask the server's operator".into(),
             Error::ServerNotOurs { .. } => "someone else published to this repository, or this export belongs to another chain (or another --gun); compare the server's root with the trust directory (`rootkeeper server pull`) before doing anything".into(),
             Error::NeedsPull { .. } => "on the online machine: `rootkeeper server pull --server URL --gun GUN` (with this trust directory), then carry it back here".into(),

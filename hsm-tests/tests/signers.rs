@@ -924,10 +924,10 @@ fn server_pull_refuses_what_does_not_verify_and_stores_nothing() {
     let foreign = std::fs::read(other.path().join("x/root.json")).unwrap();
     let err = pull_from(&hsm, gun, replace(&v2, "root.json", foreign));
     assert_eq!(err.code, 1);
-    assert!(err.stderr.contains("not pulling registry.example.com/admin/pulled: the server's root (version 1) is not the root version 1 this trust directory made; nothing was stored"), "{}", err.stderr);
+    assert!(err.stderr.contains("not pulling registry.example.com/admin/pulled: the server's root (version 1) is not the root version 1 this trust directory keeps; nothing was stored"), "{}", err.stderr);
     assert!(
         err.stderr
-            .contains("hint: the server does not serve the repository this trust directory made"),
+            .contains("hint: the server does not serve the repository this trust directory keeps"),
         "{}",
         err.stderr
     );

@@ -142,19 +142,28 @@ struct Prepared {
     verified: Verified,
 }
 
+/// A draft's files as they are now, and whether its snapshot is signed offline (and so must
+/// be there).
+pub fn pending_files(pending: &draft::PendingDraft) -> Result<(ExportFiles, bool)> {
+    let snapshot = pending
+        .snapshot
+        .as_ref()
+        .map(Signed::to_bytes)
+        .transpose()?;
+    let needs_snapshot = matches!(pending.draft.snapshot, draft::SnapshotPlan::Offline { .. });
+    Ok((
+        (pending.root_file()?, pending.targets_file()?, snapshot),
+        needs_snapshot,
+    ))
+}
+
 /// Reads one GUN's draft (or last export) and applies every client rule to it.
 fn prepare(dir: &TrustDir, inventory: &Inventory, gun: &str, now: UtcTime) -> Result<Prepared> {
     let repo = dir.repo(gun)?;
     let (files, needs_snapshot, record) = if repo.has_pending() {
         let pending = draft::load(&repo, inventory)?;
         forgets_targets(&pending)?;
-        let snapshot = pending
-            .snapshot
-            .as_ref()
-            .map(Signed::to_bytes)
-            .transpose()?;
-        let needs_snapshot = matches!(pending.draft.snapshot, draft::SnapshotPlan::Offline { .. });
-        let files = (pending.root_file()?, pending.targets_file()?, snapshot);
+        let (files, needs_snapshot) = pending_files(&pending)?;
         (files, needs_snapshot, Some(pending.draft))
     } else {
         let Some(files) = last_export_files(&repo)? else {

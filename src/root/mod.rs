@@ -23,7 +23,7 @@ pub use sign::{SignOutcome, SignPlan};
 
 use crate::error::Result;
 use crate::trustdir::{RepoDir, TrustDir};
-use crate::tuf::model::{Signed, UtcTime};
+use crate::tuf::model::UtcTime;
 use crate::tuf::verify::Verified;
 
 /// The state of each GUN's draft; with no GUNs, of every draft in the trust directory.
@@ -97,14 +97,7 @@ fn verify_pending(
     pending: &draft::PendingDraft,
     now: UtcTime,
 ) -> Result<Verified> {
-    let root = pending.root_file()?;
-    let targets = pending.targets_file()?;
-    let snapshot = pending
-        .snapshot
-        .as_ref()
-        .map(Signed::to_bytes)
-        .transpose()?;
-    let needs_snapshot = matches!(pending.draft.snapshot, draft::SnapshotPlan::Offline { .. });
+    let ((root, targets, snapshot), needs_snapshot) = export::pending_files(pending)?;
     let (_, verified) = export::verify_files(
         repo,
         (&root, &targets, snapshot.as_deref()),

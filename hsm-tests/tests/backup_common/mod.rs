@@ -16,18 +16,7 @@ use rootkeeper::backend::memory::MemorySigner;
 use rootkeeper::backup::{self, EncryptedFile, Identities, SharedPrompter};
 use rootkeeper::secret::NoPrompter;
 
-/// A stock tool on PATH, or a failure that names its Debian package.
-pub fn tool(name: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed: apt-get install {package} (hsm-tests/run does)")
-        })
-}
+pub use hsm_tests::tool;
 
 /// Insists that `output` (of `what`) is a success, showing what it printed if not.
 pub fn check(output: Output, what: &str) -> Output {
