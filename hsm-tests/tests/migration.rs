@@ -261,6 +261,36 @@ fn a_notary_made_repository_moves_to_hardware_and_its_clients_follow() {
             .len(),
         3
     );
+    // docker sees the hardware keys and the signer.
+    let config = cwd.join("docker-reader");
+    let host = url.trim_start_matches("https://");
+    std::fs::create_dir_all(config.join("tls").join(host)).unwrap();
+    std::fs::copy(
+        server.ca_file(),
+        config.join("tls").join(host).join("ca.crt"),
+    )
+    .unwrap();
+    let inspect = Command::new(hsm_tests::tool("docker", "docker.io"))
+        .args(["trust", "inspect", "--pretty", gun])
+        .env("DOCKER_CONFIG", &config)
+        .env("DOCKER_CONTENT_TRUST_SERVER", &url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success(), "{text}\n{inspect:?}");
+    let targets_id = root["signed"]["roles"]["targets"]["keyids"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.trim().strip_prefix("Repository Key:").map(str::trim) == Some(targets_id)),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("ci ")),
+        "{text}"
+    );
     // Every version verifies link by link; clients that trust v1 walk through v2.
     let chain = hsm.ok_json(&["root", "verify", "--gun", gun]);
     assert_eq!(chain["chains"][0]["newest"], 3);
