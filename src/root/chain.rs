@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::trustdir::RepoDir;
-use crate::tuf::model::{KeyId, RoleName, UtcTime, Version};
+use crate::tuf::model::{KeyId, RoleName, UtcTime};
 use crate::tuf::verify::{self, CheckedRoot};
 
 /// One root version of the chain.
@@ -176,34 +175,4 @@ pub fn report(
         stranded,
         warnings,
     })
-}
-
-/// Every root version kept for a GUN, each checked against the one before it (dates off for
-/// all but the newest, which is checked as clients check a root they take now).
-pub fn kept(repo: &RepoDir<'_>, now: UtcTime) -> Result<Vec<CheckedRoot>> {
-    let Some(latest) = repo.latest_root_version()? else {
-        return Ok(Vec::new());
-    };
-    let mut roots = crate::root::export::chain(repo, latest, now)?;
-    let path = repo.root_version(latest);
-    let bytes = repo.read(&path)?;
-    let newest = verify::check_root(
-        &path.display().to_string(),
-        &bytes,
-        Some(repo.gun()),
-        roots.last(),
-        now,
-    )?;
-    roots.push(newest);
-    Ok(roots)
-}
-
-/// The chain with the draft's root as the newest (checked as `root export` checks it).
-pub fn with_newest(repo: &RepoDir<'_>, newest: &[u8], now: UtcTime) -> Result<Vec<CheckedRoot>> {
-    let doc = crate::tuf::model::Signed::<crate::tuf::model::Root>::parse("root.json", newest)?;
-    let version: Version = doc.signed.version;
-    let mut roots = crate::root::export::chain(repo, version, now)?;
-    let checked = verify::check_root("root.json", newest, Some(repo.gun()), roots.last(), now)?;
-    roots.push(checked);
-    Ok(roots)
 }

@@ -68,7 +68,8 @@ pub fn chain_from(
 }
 
 /// Every client rule on a GUN's files, with the chain of earlier roots kept in the trust
-/// directory; `needs_snapshot` when the snapshot is signed offline and must be there.
+/// directory; `needs_snapshot` when the snapshot is signed offline and must be there. Returns
+/// the whole chain, checked link by link (the new root last), and what was verified.
 pub fn verify_files(
     repo: &RepoDir<'_>,
     (root, targets, snapshot): (&[u8], &[u8], Option<&[u8]>),
@@ -76,8 +77,8 @@ pub fn verify_files(
     now: UtcTime,
 ) -> Result<(Vec<CheckedRoot>, Verified)> {
     let version = Signed::<Root>::parse("root.json", root)?.signed.version;
-    let chain = chain(repo, version, now)?;
-    let (_, verified) = verify::verify_repo(
+    let mut chain = chain(repo, version, now)?;
+    let (newest, verified) = verify::verify_repo(
         RepoFiles {
             root,
             targets: Some(targets),
@@ -91,6 +92,7 @@ pub fn verify_files(
     if needs_snapshot && snapshot.is_none() {
         return Err(draft::snapshot_missing());
     }
+    chain.push(newest);
     Ok((chain, verified))
 }
 
@@ -171,12 +173,13 @@ fn prepare(dir: &TrustDir, inventory: &Inventory, gun: &str, now: UtcTime) -> Re
         };
         (files, false, None)
     };
-    let (chain, verified) = verify_files(
+    let (mut chain, verified) = verify_files(
         &repo,
         (&files.0, &files.1, files.2.as_deref()),
         needs_snapshot,
         now,
     )?;
+    chain.pop();
     Ok(Prepared {
         files,
         record,

@@ -61,23 +61,19 @@ pub struct GunVerified {
 /// Applies every client rule to a GUN's draft (or, with none pending, to its last export),
 /// and checks the whole chain of root versions link by link.
 pub fn verify_gun(repo: &RepoDir<'_>, now: UtcTime) -> Result<GunVerified> {
-    let (checked, verified, root) = if repo.has_pending() {
+    let (checked, (roots, verified)) = if repo.has_pending() {
         let inventory = repo.trust_dir().inventory()?;
         let pending = draft::load(repo, &inventory)?;
-        (
-            "draft",
-            verify_pending(repo, &pending, now)?,
-            pending.root_file()?,
-        )
+        ("draft", verify_pending(repo, &pending, now)?)
     } else {
         let Some((root, targets, snapshot)) = export::last_export_files(repo)? else {
             return Err(draft::no_draft(repo));
         };
-        let (_, verified) =
-            export::verify_files(repo, (&root, &targets, snapshot.as_deref()), false, now)?;
-        ("last export", verified, root)
+        (
+            "last export",
+            export::verify_files(repo, (&root, &targets, snapshot.as_deref()), false, now)?,
+        )
     };
-    let roots = chain::with_newest(repo, &root, now)?;
     Ok(GunVerified {
         checked,
         verified,
@@ -89,22 +85,22 @@ pub fn verify_gun(repo: &RepoDir<'_>, now: UtcTime) -> Result<GunVerified> {
 pub fn verify_draft(repo: &RepoDir<'_>, now: UtcTime) -> Result<Verified> {
     let inventory = repo.trust_dir().inventory()?;
     let pending = draft::load(repo, &inventory)?;
-    verify_pending(repo, &pending, now)
+    Ok(verify_pending(repo, &pending, now)?.1)
 }
 
+/// Every client rule on a draft's files: the chain (the draft's root last) and the verdict.
 fn verify_pending(
     repo: &RepoDir<'_>,
     pending: &draft::PendingDraft,
     now: UtcTime,
-) -> Result<Verified> {
+) -> Result<(Vec<crate::tuf::verify::CheckedRoot>, Verified)> {
     let ((root, targets, snapshot), needs_snapshot) = export::pending_files(pending)?;
-    let (_, verified) = export::verify_files(
+    export::verify_files(
         repo,
         (&root, &targets, snapshot.as_deref()),
         needs_snapshot,
         now,
-    )?;
-    Ok(verified)
+    )
 }
 
 /// `work` on every item, spread over the machine's cores in contiguous chunks; the results in
