@@ -111,14 +111,17 @@ fn a_notary_made_repository_moves_to_hardware_and_its_clients_follow() {
         std::fs::read(hsm_tests::fixture("notary-0.7-samples/root.json")).unwrap(),
     )
     .unwrap();
-    let run = online(&[
-        "server",
-        "pull",
-        "--gun",
-        gun,
-        "--adopt",
-        other.to_str().unwrap(),
-    ]);
+    let adopt = |root: &Path| {
+        online(&[
+            "server",
+            "pull",
+            "--gun",
+            gun,
+            "--adopt",
+            root.to_str().unwrap(),
+        ])
+    };
+    let run = adopt(&other);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         !hsm.trust_dir()
@@ -128,14 +131,7 @@ fn a_notary_made_repository_moves_to_hardware_and_its_clients_follow() {
             .exists()
     );
     // The root the maker's client trusts: adopted.
-    let run = online(&[
-        "server",
-        "pull",
-        "--gun",
-        gun,
-        "--adopt",
-        trusted_v1.to_str().unwrap(),
-    ]);
+    let run = adopt(&trusted_v1);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.contains("adopted") && run.stdout.contains("as root v1"),

@@ -69,6 +69,23 @@ impl Repo {
         )
     }
 
+    /// Drafts the next root with a new repository key `label` on the `repo` token (made
+    /// here); returns its URI.
+    fn rotate_targets_key(&self, label: &str) -> String {
+        self.hsm.key("repo", label, "targets");
+        let uri = self.hsm.key_uri("repo", label);
+        self.hsm.ok(&[
+            "root",
+            "rotate-key",
+            "targets",
+            "--gun",
+            self.gun,
+            "--key",
+            &uri,
+        ]);
+        uri
+    }
+
     /// A new root key on each of the new `tokens`.
     fn new_root_keys(&self, tokens: &[&str]) -> Vec<String> {
         tokens
@@ -340,17 +357,7 @@ fn threshold_change_renewal_and_key_rotations_keep_every_client() {
     );
 
     // A new repository key: targets.json re-signed with it, above the server's version.
-    repo.hsm.key("repo", "targets-2027", "targets");
-    let targets2 = repo.hsm.key_uri("repo", "targets-2027");
-    repo.hsm.ok(&[
-        "root",
-        "rotate-key",
-        "targets",
-        "--gun",
-        gun,
-        "--key",
-        &targets2,
-    ]);
+    let targets2 = repo.rotate_targets_key("targets-2027");
     let st = status(&repo.hsm, gun);
     assert_eq!(st["targets"]["pending"], true, "{st:#}");
     repo.sign(&[
@@ -780,17 +787,7 @@ fn a_new_root_needs_both_thresholds_the_next_version_and_re_signed_targets() {
 
     // A new repository key whose draft does not re-sign targets (made through the library,
     // as a bug or a future command could): export refuses it.
-    repo.hsm.key("repo", "targets-2", "targets");
-    let targets2 = repo.hsm.key_uri("repo", "targets-2");
-    repo.hsm.ok(&[
-        "root",
-        "rotate-key",
-        "targets",
-        "--gun",
-        gun,
-        "--key",
-        &targets2,
-    ]);
+    repo.rotate_targets_key("targets-2");
     drop_targets_from_draft(&repo.hsm, gun);
     repo.sign(&[
         new[0].clone(),

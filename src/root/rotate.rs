@@ -213,6 +213,98 @@ fn describe_keys(ids: &BTreeSet<KeyId>) -> String {
     }
 }
 
+/// A role of the previous root whose keys the new root keeps.
+struct Kept<'a> {
+    role: RoleName,
+    previous: &'a verify::CheckedRoot,
+    inventory: &'a Inventory,
+    gun: &'a str,
+}
+
+/// What a kept key that is not in the inventory (or not ours to sign with) is.
+#[derive(Clone, Copy)]
+enum Unknown {
+    /// An error: the key must be on one of our tokens (targets).
+    Refuse,
+    /// The server's (a snapshot key it holds), unless the inventory has it.
+    ServerHeld,
+    /// Always the server's (timestamp), whatever the inventory says.
+    Always,
+}
+
+/// The keys a new root names, with who signs for each role: a signer on a token, or the
+/// server.
+struct NamedKeys<'a> {
+    keys: &'a mut BTreeMap<KeyId, PublicKey>,
+    signers: &'a mut Vec<DraftSigner>,
+    server_keys: Vec<ServerKey>,
+}
+
+impl NamedKeys<'_> {
+    /// A new key on a token for `role`.
+    fn token(
+        &mut self,
+        role: RoleName,
+        public: &PublicKey,
+        key_id: &KeyId,
+        uri: &str,
+    ) -> Vec<KeyId> {
+        self.keys.insert(key_id.clone(), public.clone());
+        self.signers.push(DraftSigner {
+            role,
+            keyid: key_id.clone(),
+            key_id: key_id.clone(),
+            uri: uri.to_owned(),
+            previous: false,
+            legacy: None,
+        });
+        vec![key_id.clone()]
+    }
+
+    /// A new key the server holds for `role`.
+    fn server(&mut self, role: RoleName, key: &PublicKey) -> Vec<KeyId> {
+        let id = notary::key_id(key);
+        self.keys.insert(id.clone(), key.clone());
+        self.server_keys.push(ServerKey {
+            role,
+            keyid: id.clone(),
+        });
+        vec![id]
+    }
+
+    /// The previous root's keys of a role, kept.
+    fn kept(&mut self, kept: &Kept<'_>, unknown: Unknown) -> Result<Vec<KeyId>> {
+        let role = kept.role;
+        let ids = kept.previous.doc.signed.roles.get(role).keyids.clone();
+        for id in &ids {
+            let facts = kept
+                .previous
+                .keys
+                .get(id)
+                .ok_or_else(|| Error::Invalid(format!("{role} key {id} has no key")))?;
+            self.keys.insert(id.clone(), facts.key.clone());
+            let signer = match unknown {
+                Unknown::Always => None,
+                _ => change::signer_for(kept.inventory, role, id, facts, false),
+            };
+            match (signer, unknown) {
+                (Some(s), _) => self.signers.push(s),
+                (None, Unknown::Refuse) => {
+                    return Err(Error::Invalid(format!(
+                        "the repository key {} of {} is not in this trust directory's inventory",
+                        facts.canonical, kept.gun
+                    )));
+                }
+                (None, _) => self.server_keys.push(ServerKey {
+                    role,
+                    keyid: id.clone(),
+                }),
+            }
+        }
+        Ok(ids)
+    }
+}
+
 /// Makes the draft of root version N+1 for every GUN in `req` (see the module documentation).
 pub fn rotate(
     dir: &TrustDir,
@@ -500,117 +592,48 @@ pub fn rotate(
                 reissued.iter().map(KeyId::to_string).collect::<Vec<_>>().join(", ")
             ));
         }
-        let mut server_keys = Vec::new();
-        // Targets.
+        let mut named = NamedKeys {
+            keys: &mut keys,
+            signers: &mut signer_list,
+            server_keys: Vec::new(),
+        };
+        let kept = |role| Kept {
+            role,
+            previous: prev,
+            inventory: &inventory,
+            gun: &p.gun,
+        };
         let (targets_ids, targets_changed) = match &new_targets {
             Some((public, key_id, uri)) => {
-                keys.insert(key_id.clone(), public.clone());
-                signer_list.push(DraftSigner {
-                    role: RoleName::Targets,
-                    keyid: key_id.clone(),
-                    key_id: key_id.clone(),
-                    uri: uri.clone(),
-                    previous: false,
-                    legacy: None,
-                });
-                (vec![key_id.clone()], true)
+                (named.token(RoleName::Targets, public, key_id, uri), true)
             }
-            None => {
-                let ids = prev_root.roles.targets.keyids.clone();
-                for id in &ids {
-                    let facts = prev
-                        .keys
-                        .get(id)
-                        .ok_or_else(|| Error::Invalid(format!("targets key {id} has no key")))?;
-                    keys.insert(id.clone(), facts.key.clone());
-                    match change::signer_for(&inventory, RoleName::Targets, id, facts, false) {
-                        Some(s) => signer_list.push(s),
-                        None => {
-                            return Err(Error::Invalid(format!(
-                                "the repository key {} of {} is not in this trust directory's inventory",
-                                facts.canonical, p.gun
-                            )));
-                        }
-                    }
-                }
-                (ids, false)
-            }
+            None => (
+                named.kept(&kept(RoleName::Targets), Unknown::Refuse)?,
+                false,
+            ),
         };
-        // Snapshot.
         let snapshot_ids = match (&req.snapshot_key, &new_snapshot_token) {
             (Some(SnapshotKey::Token(_)), Some((public, key_id, uri))) => {
-                keys.insert(key_id.clone(), public.clone());
-                signer_list.push(DraftSigner {
-                    role: RoleName::Snapshot,
-                    keyid: key_id.clone(),
-                    key_id: key_id.clone(),
-                    uri: uri.clone(),
-                    previous: false,
-                    legacy: None,
-                });
-                vec![key_id.clone()]
+                named.token(RoleName::Snapshot, public, key_id, uri)
             }
             (Some(SnapshotKey::Server(server)), _) => {
                 let key = server.get(&p.gun).ok_or_else(|| {
                     Error::Invalid(format!("no server snapshot key for {}", p.gun))
                 })?;
-                let id = notary::key_id(key);
-                keys.insert(id.clone(), key.clone());
-                server_keys.push(ServerKey {
-                    role: RoleName::Snapshot,
-                    keyid: id.clone(),
-                });
-                vec![id]
+                named.server(RoleName::Snapshot, key)
             }
-            _ => {
-                let ids = prev_root.roles.snapshot.keyids.clone();
-                for id in &ids {
-                    let facts = prev
-                        .keys
-                        .get(id)
-                        .ok_or_else(|| Error::Invalid(format!("snapshot key {id} has no key")))?;
-                    keys.insert(id.clone(), facts.key.clone());
-                    match change::signer_for(&inventory, RoleName::Snapshot, id, facts, false) {
-                        Some(s) => signer_list.push(s),
-                        None => server_keys.push(ServerKey {
-                            role: RoleName::Snapshot,
-                            keyid: id.clone(),
-                        }),
-                    }
-                }
-                ids
-            }
+            _ => named.kept(&kept(RoleName::Snapshot), Unknown::ServerHeld)?,
         };
-        // Timestamp.
         let timestamp_ids = match &req.timestamp_keys {
             Some(map) => {
                 let key = map
                     .get(&p.gun)
                     .ok_or_else(|| Error::Invalid(format!("no timestamp key for {}", p.gun)))?;
-                let id = notary::key_id(key);
-                keys.insert(id.clone(), key.clone());
-                server_keys.push(ServerKey {
-                    role: RoleName::Timestamp,
-                    keyid: id.clone(),
-                });
-                vec![id]
+                named.server(RoleName::Timestamp, key)
             }
-            None => {
-                let ids = prev_root.roles.timestamp.keyids.clone();
-                for id in &ids {
-                    let facts = prev
-                        .keys
-                        .get(id)
-                        .ok_or_else(|| Error::Invalid(format!("timestamp key {id} has no key")))?;
-                    keys.insert(id.clone(), facts.key.clone());
-                    server_keys.push(ServerKey {
-                        role: RoleName::Timestamp,
-                        keyid: id.clone(),
-                    });
-                }
-                ids
-            }
+            None => named.kept(&kept(RoleName::Timestamp), Unknown::Always)?,
         };
+        let server_keys = named.server_keys;
         let one = |keyids: Vec<KeyId>| RoleKeys {
             keyids,
             threshold: Threshold::ONE,
